@@ -1,0 +1,1 @@
+"""Backends: turn the optimized IR into something that runs."""

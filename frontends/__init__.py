@@ -1,0 +1,1 @@
+"""Frontends: import PyTorch (torch.export) and ONNX models into the graph IR."""

@@ -1,0 +1,1 @@
+"""Passes: graph-IR optimizations and tensor-IR lowering and scheduling."""
