@@ -5,12 +5,14 @@ One module per family; the op name's prefix is the family's short name:
 """
 
 from dlc.ops import (  # noqa: F401  (imported for their registrations)
+    attention,
     creation,
     elementwise,
     image,
     indexing,
     linalg,
     nn,
+    normalization,
     reduce,
     shape,
     sparse,

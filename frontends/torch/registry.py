@@ -31,10 +31,14 @@ def torch_op(*targets: str) -> Callable[[Converter], Converter]:
 def load_converters() -> None:
     """Import every converter family (they register themselves on import)."""
     from dlc.frontends.torch import (  # noqa: F401
+        convert_creation,
         convert_elementwise,
+        convert_image,
         convert_indexing,
         convert_linalg,
         convert_nn,
+        convert_norm,
         convert_reduce,
         convert_shape,
+        convert_sparse,
     )

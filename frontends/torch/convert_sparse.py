@@ -1,0 +1,3 @@
+"""Converters (to be filled)."""
+
+from dlc.frontends.torch.registry import torch_op  # noqa: F401
