@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import operator
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,7 +37,9 @@ def import_module(module: Any, example_inputs: Sequence[Any], dynamic_shapes: An
     module = module.eval()
     args = tuple(example_inputs)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch 2.13's own pytree raises this FutureWarning from inside export.
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
             ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
             ep = ep.run_decompositions(decomposition_table())
     except Exception as err:  # export failures are the user's to fix: say so plainly

@@ -1,0 +1,20 @@
+"""dlc: a deep-learning compiler and IR toolkit in Python.
+
+    import dlc
+    graph = dlc.import_model(model, (x,))          # torch.nn.Module -> graph IR
+    print(graph)                                   # the textual IR (parses back)
+    compiled = dlc.compile(model, (x,))            # a callable CompiledModel
+    y = compiled(x)                                # NumPy out
+"""
+
+from dlc.api import compile, import_model
+from dlc.compiled import CompiledModel
+from dlc.errors import DLCError, InputError, UnsupportedOpError
+from dlc.ir.graph import Graph
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompiledModel", "DLCError", "Graph", "InputError", "UnsupportedOpError", "__version__",
+    "compile", "import_model",
+]

@@ -1,0 +1,53 @@
+"""The public entry points: `dlc.import_model` and `dlc.compile`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dlc.compiled import TARGETS, CompiledModel
+from dlc.errors import DLCError, FrontendError
+from dlc.ir.graph import Graph
+
+
+def import_model(model: Any, example_inputs: Sequence[Any] | None = None,
+                 dynamic_shapes: Any = None) -> Graph:
+    """Import a model into the graph IR.
+
+    `model` is a `torch.nn.Module` (with `example_inputs`, and optionally torch.export's
+    `dynamic_shapes`), a `torch.export.ExportedProgram`, or a `Graph` (returned as is).
+    """
+    if isinstance(model, Graph):
+        return model
+    if isinstance(model, (str,)) or type(model).__name__ == "ModelProto":
+        raise FrontendError("the ONNX frontend is not available yet; import a torch.nn.Module")
+    kind = type(model).__name__
+    if kind == "ExportedProgram":
+        from dlc.frontends.torch import import_exported_program
+
+        return import_exported_program(model.run_decompositions())
+    if hasattr(model, "forward") and hasattr(model, "parameters"):
+        if example_inputs is None:
+            raise FrontendError("a torch.nn.Module needs example_inputs to be exported")
+        from dlc.frontends.torch import import_module
+
+        return import_module(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
+    raise FrontendError(f"cannot import a {kind}: pass a torch.nn.Module, an ExportedProgram "
+                        "or a dlc Graph")
+
+
+def compile(model: Any, example_inputs: Sequence[Any] | None = None,  # noqa: A001
+            dynamic_shapes: Any = None, target: str = "ref", opt_level: int = 3,
+            disable: Sequence[str] = ()) -> CompiledModel:
+    """Compile a model for `target`; returns a callable CompiledModel.
+
+    Only the reference interpreter target ("ref") exists in this build; the optimizing
+    pipeline (`opt_level`, `disable`) is validated and recorded, and takes effect when the
+    graph passes land.
+    """
+    if target not in TARGETS:
+        raise DLCError(f"unknown target {target!r}; available targets: {', '.join(TARGETS)}")
+    if opt_level not in (0, 1, 2, 3):
+        raise DLCError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
+    graph = import_model(model, example_inputs, dynamic_shapes)
+    return CompiledModel(graph, target=target, opt_level=opt_level)

@@ -1,0 +1,145 @@
+"""The `dlc` command line: show, run and zoo (compile, viz and bench join as they land).
+
+    dlc show path/to/model.py:factory          # the graph IR
+    dlc run ddpm_unet --size tiny              # run, checksum, max difference from PyTorch
+    dlc zoo                                    # the model zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from dlc.errors import DLCError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except DLCError as err:
+        print(f"dlc {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dlc", description="dlc, a deep-learning compiler.")
+    sub = p.add_subparsers(dest="command")
+
+    def model_command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("model", help="path/to/file.py:factory, a zoo name, or a .onnx path")
+        c.add_argument("--size", default="tiny", help="zoo model size (tiny, bench, large)")
+        c.add_argument("--target", default="ref", help="compilation target (ref)")
+        c.add_argument("--opt-level", type=int, default=3, choices=(0, 1, 2, 3))
+        return c
+
+    show = model_command("show", "print a compilation stage of a model")
+    show.add_argument("--stage", default="graph",
+                      help="graph | fused | tensor | llvm | llvm-opt | asm")
+    show.set_defaults(handler=_show)
+
+    run = model_command("run", "run a model and compare it with its source framework")
+    run.add_argument("--inputs", help=".npz file with the inputs (in order: arr_0, arr_1, "
+                                      "... or named after the model's inputs)")
+    run.set_defaults(handler=_run)
+
+    zoo = sub.add_parser("zoo", help="list the model zoo")
+    zoo.add_argument("--ops", action="store_true", help="also list the ATen ops each uses "
+                                                        "(exports every model: slow)")
+    zoo.set_defaults(handler=_zoo)
+    return p
+
+
+def _compile(args: argparse.Namespace) -> tuple[Any, Any]:
+    import dlc
+    from dlc.model_source import load_model
+
+    source = load_model(args.model, args.size)
+    compiled = dlc.compile(source.module, source.example_inputs, source.dynamic_shapes,
+                           target=args.target, opt_level=args.opt_level)
+    return source, compiled
+
+
+def _show(args: argparse.Namespace) -> int:
+    _, compiled = _compile(args)
+    print(compiled.show(args.stage), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dlc.compiled import as_tuple
+    from dlc.testing import to_numpy
+
+    source, compiled = _compile(args)
+    inputs = source.example_inputs
+    if args.inputs:
+        inputs = _load_npz(args.inputs, compiled.graph)
+    start = time.perf_counter()
+    got = as_tuple(compiled(*inputs))
+    elapsed = time.perf_counter() - start
+    want = as_tuple(_run_source(source.module, inputs))
+    print(f"model {source.label}: {len(compiled.graph.nodes)} nodes, target {compiled.target}, "
+          f"ran in {elapsed * 1e3:.1f} ms")
+    for i, (g, w) in enumerate(zip(got, want)):
+        w = to_numpy(w)
+        diff = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0
+        scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
+        print(f"  output {i}: {g.dtype}{list(g.shape)}  checksum {float(g.astype(np.float64).sum()):.6g}"
+              f"  max|diff| vs torch {diff:.3g} (max|torch| {scale:.3g})")
+    return 0
+
+
+def _run_source(module: Any, inputs: Sequence[Any]) -> Any:
+    import torch
+
+    tensors = [torch.from_numpy(x) if isinstance(x, np.ndarray) else x for x in inputs]
+    with torch.no_grad():
+        out = module(*tensors)
+    return tuple(out) if isinstance(out, (list, tuple)) else out
+
+
+def _load_npz(path: str, graph: Any) -> tuple[np.ndarray, ...]:
+    data = np.load(path)
+    names = [v.name for v in graph.inputs]
+    if all(n in data for n in names):
+        return tuple(data[n] for n in names)
+    keys = [f"arr_{i}" for i in range(len(names))]
+    if all(k in data for k in keys):
+        return tuple(data[k] for k in keys)
+    raise DLCError(f"{path} holds {sorted(data.files)}; expected {names} or {keys}")
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from survey_bench import zoo
+
+    table = Table(title="dlc model zoo")
+    for col in ("name", "task", "paper", "parameters", "sizes"):
+        table.add_column(col)
+    if args.ops:
+        table.add_column("ATen ops")
+    for entry in zoo.catalogue(with_ops=args.ops):
+        row = [entry["name"], entry["task"], entry["paper"], f"{entry['parameters']:,}",
+               ", ".join(entry["sizes"])]
+        if args.ops:
+            row.append(", ".join(entry["ops"]))
+        table.add_row(*row)
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
