@@ -95,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         w = to_numpy(w)
         diff = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0
         scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
-        print(f"  output {i}: {g.dtype}{list(g.shape)}  checksum {float(g.astype(np.float64).sum()):.6g}"
+        checksum = float(g.astype(np.float64).sum())
+        print(f"  output {i}: {g.dtype}{list(g.shape)}  checksum {checksum:.6g}"
               f"  max|diff| vs torch {diff:.3g} (max|torch| {scale:.3g})")
     return 0
 

@@ -73,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _rel_error(got: np.ndarray, want: np.ndarray) -> float:
     g, w = got.astype(np.float64), want.astype(np.float64)
     scale = float(np.abs(w).max()) if w.size else 0.0
-    return float(np.abs(g - w).max()) / scale if scale else float(np.abs(g - w).max() if w.size else 0)
+    worst = float(np.abs(g - w).max()) if w.size else 0.0
+    return worst / scale if scale else worst
 
 
 if __name__ == "__main__":

@@ -174,6 +174,18 @@ class OpDef:
         """The NumPy reference implementation (the oracle); returns an array or a tuple."""
         raise NotImplementedError(f"{self.name} has no reference implementation")
 
+    # Lowering (optional; an op without it raises UnsupportedOpError in the backends):
+    #   compute(ctx, *inputs: Tensor, **attrs) -> Tensor | tuple[Tensor, ...]
+    # gives the tensor-IR compute definition (dlc.ir.tensor.compute), TE style, so the
+    # lowering can inline it into a fused group. `ctx` (dlc.ir.tensor.context) has the
+    # node's output types and a namer.
+    compute: Any = None
+
+    @property
+    def lowerable(self) -> bool:
+        """True when the op declares a tensor-IR compute definition."""
+        return self.compute is not None
+
     # -- derived from the declaration --------------------------------------------------
     @property
     def family(self) -> str:

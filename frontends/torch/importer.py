@@ -17,21 +17,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from dlc.frontends.torch.builder import TorchGraphBuilder, torch_dtype
+from dlc.frontends.torch.registry import TORCH_OPS, load_converters
 
 from dlc.errors import FrontendError, MissingOp, UnsupportedOpError, closest
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Graph, Location, Value
 from dlc.ir.symbolic import Dim, parse_dim, symbol
-from dlc.ir.types import SparseTensorType, TensorType
-from dlc.frontends.torch.builder import TorchGraphBuilder, torch_dtype
-from dlc.frontends.torch.registry import TORCH_OPS, load_converters
+from dlc.ir.types import SparseTensorType
 
 
 def import_module(module: Any, example_inputs: Sequence[Any], dynamic_shapes: Any = None,
                   name: str | None = None) -> Graph:
     """Export `module` with torch.export, decompose to core ATen, and import the result."""
     import torch
-
     from dlc.frontends.torch.decompositions import decomposition_table
 
     module = module.eval()

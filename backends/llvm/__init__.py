@@ -1,0 +1,1 @@
+"""The LLVM backend: tensor IR -> LLVM IR (llvmlite) -> JIT or shared library."""

@@ -1,0 +1,249 @@
+"""The whole-model executable: every kernel, one entry function, one call per inference.
+
+    i32 @dlc_entry(ptr %slots, ptr %sizes)
+
+`slots` is a table with one pointer per buffer the model touches — inputs, weights,
+intermediates (slices of one arena, placed by the memory plan) and outputs; `sizes` holds
+the values of the size symbols. The entry calls the kernels in order with their buffers'
+slots and returns 0, or the 1-based index of the kernel whose debug bounds check failed.
+Python fills the slot table once per shape binding and the input/output slots per call,
+so a call costs one ctypes transition, with the GIL released.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from dlc.backends.llvm.codegen import emit_kernel
+from dlc.backends.llvm.jit import JITModule, jit, optimize, prepare
+from dlc.backends.llvm.types import I32, I64, PTR
+from dlc.passes.tensor.lower_group import LoweredGroup, check_lowerable, lower_group
+from llvmlite import ir
+
+from dlc.errors import DLCError
+from dlc.interpreter import bind_symbols
+from dlc.ir.graph import Constant, Graph, Node, Value
+from dlc.ir.printer import Namer
+from dlc.ir.symbolic import evaluate
+from dlc.ir.tensor.stmt import PrimFunc
+from dlc.ir.types import TensorType
+
+ALIGN = 64  # bytes: one cache line, and the width of an AVX-512 vector
+
+
+class KernelFault(DLCError):
+    """A debug-mode bounds check failed inside a generated kernel."""
+
+
+@dataclass
+class ModelKernels:
+    """The lowered model: kernels in order, and every buffer's slot."""
+
+    graph: Graph
+    groups: list[LoweredGroup]
+    slots: dict[Value, int]  # value -> index in the slot table
+    symbols: list[str]  # order of the sizes array
+    names: dict[Value, str] = field(default_factory=dict)
+
+    @property
+    def funcs(self) -> list[PrimFunc]:
+        return [g.func for g in self.groups]
+
+
+def value_names(graph: Graph) -> dict[Value, str]:
+    """Buffer names: inputs keep theirs, node outputs are `v<N>` as `%N` in the text form."""
+    namer = Namer(graph)
+    names: dict[Value, str] = {}
+    for v in graph.inputs:
+        names[v] = namer.names[v]
+    for n in graph.nodes:
+        for v in n.outputs:
+            names[v] = f"v{namer.names[v]}"
+    for k, c in enumerate(graph.constant_values()):
+        names[c] = f"w_{namer.constants.get(c, f'c{k}')}".replace(".", "_")
+    return names
+
+
+def lower_model(graph: Graph, groups: Sequence[Sequence[Node]]) -> ModelKernels:
+    """Lower every group of `graph` to a PrimFunc and assign buffer slots."""
+    check_lowerable(graph, "llvm")
+    names = value_names(graph)
+    lowered = [lower_group(graph, nodes, f"k{i}_{_kernel_label(nodes)}", names)
+               for i, nodes in enumerate(groups)]
+    slots: dict[Value, int] = {}
+    for v in [*graph.inputs, *graph.constant_values()]:
+        slots.setdefault(v, len(slots))
+    for g in lowered:
+        for v in [*g.inputs, *g.outputs]:
+            slots.setdefault(v, len(slots))
+    return ModelKernels(graph, lowered, slots, sorted(graph.symbols), names)
+
+
+def _kernel_label(nodes: Sequence[Node]) -> str:
+    ops = [n.op.name.split(".")[1] for n in nodes]
+    label = "_".join(dict.fromkeys(ops))
+    return label[:48]
+
+
+def emit_module(model: ModelKernels, debug: bool = False) -> ir.Module:
+    """One LLVM module: each kernel, then `dlc_entry` calling them in order."""
+    module = prepare(ir.Module(name=model.graph.name))
+    kernels = []
+    for g in model.groups:
+        fn = emit_kernel(module, g.func, debug)
+        fn.linkage = "internal"
+        kernels.append(fn)
+    entry = ir.Function(module, ir.FunctionType(I32, [PTR, PTR]), name="dlc_entry")
+    slots_arg, sizes_arg = entry.args
+    slots_arg.name, sizes_arg.name = "slots", "sizes"
+    b = ir.IRBuilder(entry.append_basic_block("entry"))
+    sizes = {}
+    for k, sym in enumerate(model.symbols):
+        ptr = b.gep(sizes_arg, [ir.Constant(I64, k)], source_etype=I64, name=f"{sym}.ptr")
+        sizes[sym] = b.load(ptr, typ=I64, name=sym)
+    fail = entry.append_basic_block("fail")
+    for k, (g, fn) in enumerate(zip(model.groups, kernels)):
+        args = []
+        for v in [*g.inputs, *g.outputs]:
+            ptr = b.gep(slots_arg, [ir.Constant(I64, model.slots[v])], source_etype=PTR)
+            args.append(b.load(ptr, typ=PTR, name=model.names[v]))
+        args += [sizes[s.name] for s in g.func.sizes]
+        status = b.call(fn, args, name=f"status{k}")
+        ok = entry.append_basic_block(f"after_k{k}")
+        bad = entry.append_basic_block(f"fail_k{k}")
+        b.cbranch(b.icmp_signed("==", status, ir.Constant(I32, 0)), ok, bad)
+        b.position_at_end(bad)
+        b.ret(ir.Constant(I32, k + 1))
+        b.position_at_end(ok)
+    b.ret(ir.Constant(I32, 0))
+    b.position_at_end(fail)
+    b.ret(ir.Constant(I32, -1))
+    return module
+
+
+class Executable:
+    """A JIT-compiled model: call with NumPy arrays, get NumPy arrays."""
+
+    def __init__(self, model: ModelKernels, llvm_ir: str, jit_module: JITModule,
+                 arena: ArenaPlan) -> None:
+        self.model = model
+        self.llvm_ir = llvm_ir
+        self.jit = jit_module
+        self.arena = arena
+        self._entry = jit_module.function("dlc_entry", [ctypes.c_void_p, ctypes.c_void_p])
+        graph = model.graph
+        self._slots = (ctypes.c_void_p * max(len(model.slots), 1))()
+        for c in graph.constant_values():
+            data = np.ascontiguousarray(c.data)
+            self._keep = getattr(self, "_keep", []) + [data]
+            self._slots[model.slots[c]] = data.ctypes.data
+        self._bound: tuple[int, ...] | None = None
+        self._arena_buf: np.ndarray | None = None
+
+    def __call__(self, *args: Any) -> list[Any]:
+        graph = self.model.graph
+        bindings = bind_symbols(graph, args)
+        key = tuple(bindings[s] for s in self.model.symbols)
+        if key != self._bound:
+            self._bind_arena(bindings)
+            self._bound = key
+        sizes = (ctypes.c_int64 * max(len(key), 1))(*key)
+        keep = []
+        for v, a in zip(graph.inputs, args):
+            a = np.ascontiguousarray(a)
+            keep.append(a)
+            self._slots[self.model.slots[v]] = a.ctypes.data
+        outputs = []
+        for v in graph.outputs:
+            if v in self.model.slots and not isinstance(v, Constant) and v not in graph.inputs:
+                shape = tuple(evaluate(d, bindings) for d in v.type.shape)
+                out = np.empty(shape, dtype=v.type.dtype.numpy)
+                self._slots[self.model.slots[v]] = out.ctypes.data
+                outputs.append(out)
+            else:
+                outputs.append(None)
+        status = self._entry(ctypes.addressof(self._slots), ctypes.addressof(sizes))
+        if status != 0:
+            g = self.model.groups[status - 1] if 0 < status <= len(self.model.groups) else None
+            where = f"kernel {g.func.name} ({g.func.comment})" if g else "the entry"
+            raise KernelFault(f"out-of-bounds access in {where}")
+        results = []
+        for v, out in zip(graph.outputs, outputs):
+            if out is not None:
+                results.append(out)
+            elif isinstance(v, Constant):
+                results.append(np.array(v.data))
+            else:
+                results.append(np.array(args[graph.inputs.index(v)]))
+        return results
+
+    def _bind_arena(self, bindings: dict[str, int]) -> None:
+        size = self.arena.size(bindings)
+        self._arena_buf = np.empty(size + ALIGN, dtype=np.uint8)
+        base = self._arena_buf.ctypes.data
+        base += (-base) % ALIGN
+        for v, offset in self.arena.offsets(bindings).items():
+            self._slots[self.model.slots[v]] = base + offset
+
+
+@dataclass
+class ArenaPlan:
+    """Where each intermediate lives in the arena: an offset and a size per value.
+
+    Offsets and sizes may be symbolic; they are evaluated once per shape binding.
+    """
+
+    placement: dict[Value, tuple[Any, Any]]  # value -> (offset, nbytes), ints or sympy
+    total: Any
+
+    def size(self, bindings: dict[str, int]) -> int:
+        return int(evaluate(self.total, bindings)) if self.placement else 0
+
+    def offsets(self, bindings: dict[str, int]) -> dict[Value, int]:
+        return {v: int(evaluate(off, bindings)) for v, (off, _) in self.placement.items()}
+
+
+def naive_arena(model: ModelKernels) -> ArenaPlan:
+    """Every intermediate in a buffer of its own (no reuse): the O0 memory plan."""
+    graph = model.graph
+    skip = set(graph.inputs) | set(graph.outputs)
+    placement: dict[Value, tuple[Any, Any]] = {}
+    offset: Any = 0
+    for g in model.groups:
+        for v in g.outputs:
+            if v in skip or v in placement:
+                continue
+            nbytes = _nbytes(v.type)
+            placement[v] = (offset, nbytes)
+            offset = _align(offset + nbytes)
+    return ArenaPlan(placement, offset)
+
+
+def _nbytes(t: TensorType) -> Any:
+    n: Any = t.dtype.itemsize
+    for d in t.shape:
+        n = n * d
+    return n
+
+
+def _align(x: Any) -> Any:
+    if isinstance(x, int):
+        return -(-x // ALIGN) * ALIGN
+    import sympy
+
+    return sympy.ceiling(x / ALIGN) * ALIGN
+
+
+def build(graph: Graph, groups: Sequence[Sequence[Node]] | None = None,
+          arena: ArenaPlan | None = None, debug: bool = False, opt_level: int = 3
+          ) -> Executable:
+    """Lower, emit, optimize and JIT a graph (one group per node when none are given)."""
+    model = lower_model(graph, groups if groups is not None else [[n] for n in graph.nodes])
+    module = emit_module(model, debug)
+    text = str(module)
+    jit_module = jit(optimize(text, opt_level))
+    return Executable(model, text, jit_module, arena or naive_arena(model))

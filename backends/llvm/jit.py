@@ -1,0 +1,96 @@
+"""Optimize an LLVM module for the host CPU and JIT-compile it (llvmlite MCJIT).
+
+The target machine is created for the host's CPU name and features (`znver4` with
+AVX-512 here), so LLVM may use 512-bit vectors; -O3 runs LLVM's standard pipeline.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+
+@functools.cache
+def _initialize() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+@functools.cache
+def host_target_machine(opt_level: int = 3) -> Any:
+    """A TargetMachine for this CPU (its name and features), PIC, -O`opt_level` codegen."""
+    _initialize()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                        features=llvm.get_host_cpu_features().flatten(),
+                                        opt=opt_level, reloc="pic", codemodel="default")
+
+
+def host_cpu() -> str:
+    """`znver4 +avx512f,...`: the CPU name and features code is generated for."""
+    _initialize()
+    return f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}"
+
+
+def prepare(module: ir.Module) -> ir.Module:
+    """Set the module's triple and data layout to the host's."""
+    tm = host_target_machine()
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(tm.target_data)
+    return module
+
+
+def optimize(text: str, opt_level: int = 3) -> Any:
+    """Parse LLVM IR text, verify it, and run LLVM's -O`opt_level` pipeline on it."""
+    _initialize()
+    mod = llvm.parse_assembly(text)
+    mod.verify()
+    if opt_level > 0:
+        tm = host_target_machine()
+        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True
+        pto.loop_unrolling = True
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
+@dataclass
+class JITModule:
+    """A JIT-compiled module; `function(name, nargs)` gives a ctypes callable."""
+
+    engine: Any
+    module: Any
+    _fns: dict[str, Any] = field(default_factory=dict)
+
+    def address(self, name: str) -> int:
+        addr = self.engine.get_function_address(name)
+        if not addr:
+            raise KeyError(f"no function {name} in the JIT module")
+        return addr
+
+    def function(self, name: str, argtypes: list[Any]) -> Any:
+        """A ctypes function returning int32 (calls release the GIL)."""
+        key = f"{name}/{len(argtypes)}"
+        if key not in self._fns:
+            proto = ctypes.CFUNCTYPE(ctypes.c_int32, *argtypes)
+            self._fns[key] = proto(self.address(name))
+        return self._fns[key]
+
+    def assembly(self) -> str:
+        return host_target_machine().emit_assembly(self.module)
+
+
+def jit(module: Any) -> JITModule:
+    """Compile an optimized binding module to machine code in this process."""
+    _initialize()
+    engine = llvm.create_mcjit_compiler(module, host_target_machine())
+    engine.finalize_object()
+    engine.run_static_constructors()
+    return JITModule(engine, module)

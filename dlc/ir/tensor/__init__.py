@@ -1,0 +1,1 @@
+"""The tensor IR: compute definitions, loop nests, lowering, printer, interpreter."""

@@ -1,0 +1,166 @@
+"""Lower compute definitions to a loop nest: one PrimFunc per fused group.
+
+Elementwise and injective producers are inlined into their consumers (their bodies are
+substituted at each load), so a fused group reads its inputs and writes its outputs
+once. Reductions and the group's outputs are materialized: each gets a loop nest, and a
+reduction gets a local accumulator.
+
+    C = compute((M, N), lambda i, j: reduce("sum", A[i, k] * B[k, j], [k]))
+    D = compute((M, N), lambda i, j: max(C[i, j], 0.0))      # inlined? no: C is a
+                                                              # reduction, D reads it
+    ->
+    for i in 0..M { for j in 0..N {
+      C_acc: f32[1] local
+      C_acc[0] = 0.0
+      for k in 0..K { C_acc[0] = C_acc[0] + A[i, k] * B[k, j] }
+      C[i, j] = C_acc[0] } }
+    for i in 0..M { for j in 0..N { D[i, j] = max(C[i, j], 0.0) } }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dlc.ir.dtypes import DType
+from dlc.ir.tensor.compute import Reduce, Tensor, identity
+from dlc.ir.tensor.expr import (
+    Expr,
+    cast,
+    children,
+    compare,
+    const,
+    free_vars,
+    load,
+    max_,
+    min_,
+    rebuild,
+    select,
+    substitute,
+    var,
+)
+from dlc.ir.tensor.stmt import Allocate, Buffer, For, PrimFunc, Stmt, Store, seq
+
+
+def lower_tensors(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+                  comment: str = "", materialize: Sequence[Tensor] = ()) -> PrimFunc:
+    """A PrimFunc computing `outputs` from `inputs` (placeholders)."""
+    order = _topological(outputs)
+    by_buffer = {t.buffer: t for t in order}
+    for t in inputs:
+        by_buffer.setdefault(t.buffer, t)
+    keep = {t.buffer for t in outputs} | {t.buffer for t in materialize}
+    inline = {t.buffer for t in order if not t.is_placeholder and not t.is_reduction
+              and t.buffer not in keep}
+    missing = [t.name for t in order if t.is_placeholder and t.buffer not in
+               {i.buffer for i in inputs}]
+    if missing:
+        raise ValueError(f"{name}: tensors {missing} are read but are not kernel inputs")
+    expander = _Inliner(by_buffer, inline)
+    nests: list[Stmt] = []
+    temps: list[Buffer] = []
+    for t in order:
+        if t.is_placeholder or t.buffer in inline:
+            continue
+        nests.append(_loop_nest(t, expander))
+        if t.buffer not in {o.buffer for o in outputs}:
+            temps.append(t.buffer)
+    body = seq(*nests)
+    for buf in reversed(temps):
+        body = Allocate(buf, body)
+    params = tuple(t.buffer for t in inputs) + tuple(t.buffer for t in outputs)
+    return PrimFunc(name, params, body, sizes=_size_vars(params), comment=comment,
+                    outputs=tuple(t.buffer for t in outputs))
+
+
+def _size_vars(params: Sequence[Buffer]) -> tuple[Expr, ...]:
+    names = sorted({n for b in params for d in b.shape for n in free_vars(d)})
+    return tuple(var(n) for n in names)
+
+
+def _topological(outputs: Sequence[Tensor]) -> list[Tensor]:
+    """All tensors the outputs depend on, producers first."""
+    order: list[Tensor] = []
+    state: dict[Buffer, int] = {}
+
+    def visit(t: Tensor) -> None:
+        if state.get(t.buffer) == 2:
+            return
+        if state.get(t.buffer) == 1:
+            raise ValueError(f"cycle through tensor {t.name}")
+        state[t.buffer] = 1
+        for d in t.inputs:
+            visit(d)
+        state[t.buffer] = 2
+        order.append(t)
+
+    for t in outputs:
+        visit(t)
+    return order
+
+
+class _Inliner:
+    """Substitutes inlined tensors' bodies at their loads, memoized per expression."""
+
+    def __init__(self, by_buffer: dict[Buffer, Tensor], inline: set[Buffer]) -> None:
+        self.by_buffer = by_buffer
+        self.inline = inline
+        self.memo: dict[Expr, Expr] = {}
+
+    def __call__(self, e: Expr) -> Expr:
+        if e in self.memo:
+            return self.memo[e]
+        if not children(e):
+            return e
+        args = tuple(self(a) if isinstance(a, Expr) else a for a in e.args)
+        if e.op == "load" and args[0] in self.inline:
+            t = self.by_buffer[args[0]]
+            assert isinstance(t.body, Expr)
+            out = self(substitute(t.body, dict(zip(t.axes, args[1:]))))
+        else:
+            out = rebuild(e, args)
+        self.memo[e] = out
+        return out
+
+
+def _loop_nest(t: Tensor, expand: _Inliner) -> Stmt:
+    """Loops over `t`'s axes storing its (expanded) body; reductions use an accumulator."""
+    body = t.body
+    if isinstance(body, Reduce):
+        inner = _reduction(t, body, expand)
+    else:
+        assert body is not None
+        inner = Store(t.buffer, t.axes, cast(expand(body), t.dtype))
+    for axis, extent in reversed(list(zip(t.axes, t.shape))):
+        inner = For(axis, extent, inner)
+    return inner
+
+
+def _reduction(t: Tensor, r: Reduce, expand: _Inliner) -> Stmt:
+    value = expand(r.body)
+    zero = const(0)
+    if r.combiner in ("argmax", "argmin"):
+        best = Buffer(f"{t.name}_best", (1,), value.dtype, "local")
+        index = Buffer(f"{t.name}_index", (1,), DType.i64, "local")
+        linear: Expr = const(0)
+        for ax in r.axes:
+            linear = linear * ax.extent + ax.var
+        better = compare("gt" if r.combiner == "argmax" else "lt", value, load(best, (zero,)))
+        update = seq(Store(index, (zero,), select(better, linear, load(index, (zero,)))),
+                     Store(best, (zero,), select(better, value, load(best, (zero,)))))
+        loops: Stmt = update
+        for ax in reversed(r.axes):
+            loops = For(ax.var, ax.extent, loops)
+        init = seq(Store(best, (zero,), identity(r.combiner, value.dtype)),
+                   Store(index, (zero,), const(0)))
+        write = Store(t.buffer, t.axes, load(index, (zero,)))
+        return Allocate(best, Allocate(index, seq(init, loops, write)))
+    acc = Buffer(f"{t.name}_acc", (1,), value.dtype, "local")
+    current = load(acc, (zero,))
+    combined = {"sum": lambda a, b: a + b, "prod": lambda a, b: a * b,
+                "max": max_, "min": min_}[r.combiner](current, value)
+    loops = Store(acc, (zero,), combined)
+    for ax in reversed(r.axes):
+        loops = For(ax.var, ax.extent, loops)
+    start = expand(r.init) if r.init is not None else identity(r.combiner, value.dtype)
+    write = Store(t.buffer, t.axes, cast(current, t.dtype))
+    return Allocate(acc, seq(Store(acc, (zero,), start), loops, write))

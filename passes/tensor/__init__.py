@@ -1,0 +1,1 @@
+"""Tensor-IR passes: lowering fused groups to loop nests, and scheduling them."""
