@@ -23,6 +23,15 @@ def _initialize() -> None:
 
 @functools.cache
 def host_target_machine(opt_level: int = 3) -> Any:
+    """The shared TargetMachine for this CPU, for data layout, optimization and assembly.
+
+    It is never handed to MCJIT: the execution engine takes ownership of its target
+    machine, so each `jit` call creates one of its own (`new_target_machine`).
+    """
+    return new_target_machine(opt_level)
+
+
+def new_target_machine(opt_level: int = 3) -> Any:
     """A TargetMachine for this CPU (its name and features), PIC, -O`opt_level` codegen."""
     _initialize()
     target = llvm.Target.from_default_triple()
@@ -90,7 +99,7 @@ class JITModule:
 def jit(module: Any) -> JITModule:
     """Compile an optimized binding module to machine code in this process."""
     _initialize()
-    engine = llvm.create_mcjit_compiler(module, host_target_machine())
+    engine = llvm.create_mcjit_compiler(module, new_target_machine())
     engine.finalize_object()
     engine.run_static_constructors()
     return JITModule(engine, module)

@@ -56,13 +56,16 @@ def lower_tensors(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor]
     if missing:
         raise ValueError(f"{name}: tensors {missing} are read but are not kernel inputs")
     expander = _Inliner(by_buffer, inline)
+    epilogues = _epilogues(order, inline, keep, expander)
+    fused_into = {r: o for o, r in epilogues.items()}
     nests: list[Stmt] = []
     temps: list[Buffer] = []
     for t in order:
-        if t.is_placeholder or t.buffer in inline:
+        if t.is_placeholder or t.buffer in inline or t.buffer in epilogues:
             continue
-        nests.append(_loop_nest(t, expander))
-        if t.buffer not in {o.buffer for o in outputs}:
+        epilogue = by_buffer[fused_into[t.buffer]] if t.buffer in fused_into else None
+        nests.append(_loop_nest(t, expander, epilogue))
+        if t.buffer not in {o.buffer for o in outputs} and t.buffer not in fused_into:
             temps.append(t.buffer)
     body = seq(*nests)
     for buf in reversed(temps):
@@ -122,11 +125,82 @@ class _Inliner:
         return out
 
 
-def _loop_nest(t: Tensor, expand: _Inliner) -> Stmt:
-    """Loops over `t`'s axes storing its (expanded) body; reductions use an accumulator."""
+def _epilogues(order: list[Tensor], inline: set[Buffer], keep: set[Buffer],
+               expand: _Inliner) -> dict[Buffer, Buffer]:
+    """Elementwise tensors that can be computed at their reduction's write.
+
+    `O[i, j] = relu(R[i, j] + b[j])` where `R` is a reduction of the same shape that only
+    `O` reads, at `O`'s own position: the epilogue is applied to the accumulator as it is
+    stored, so `R` never touches memory (the conv-bias-relu / matmul-bias-gelu pattern).
+    Returns {epilogue buffer: reduction buffer}.
+    """
+    readers: dict[Buffer, list[Tensor]] = {}
+    for t in order:
+        if t.is_placeholder or t.buffer in inline:
+            continue
+        for buf in _loaded_buffers(_expanded(t, expand)):
+            readers.setdefault(buf, []).append(t)
+    out: dict[Buffer, Buffer] = {}
+    for t in order:
+        if t.is_placeholder or t.is_reduction or t.buffer in inline:
+            continue
+        sources = [b for b in _loaded_buffers(_expanded(t, expand))
+                   if b in readers and _tensor_of(order, b) is not None
+                   and _tensor_of(order, b).is_reduction]
+        if len(sources) != 1:
+            continue
+        r = _tensor_of(order, sources[0])
+        assert r is not None
+        if r.buffer in keep or r.buffer in out.values() or readers[r.buffer] != [t]:
+            continue
+        if len(r.shape) != len(t.shape) or any(a is not b for a, b in zip(r.shape, t.shape)):
+            continue
+        body = _expanded(t, expand)
+        probe = load(Buffer("probe", (1,), r.dtype, "local"), (const(0),))
+        if r.buffer in _loaded_buffers(substitute(body, {load(r.buffer, t.axes): probe})):
+            continue  # read at another position too: cannot fuse at the write
+        out[t.buffer] = r.buffer
+    return out
+
+
+def _tensor_of(order: list[Tensor], buf: Buffer) -> Tensor | None:
+    for t in order:
+        if t.buffer is buf:
+            return t
+    return None
+
+
+def _expanded(t: Tensor, expand: _Inliner) -> Expr:
+    """The body with inlined producers substituted (a reduction's reduced expression)."""
+    if isinstance(t.body, Reduce):
+        return expand(t.body.body)
+    assert t.body is not None
+    return expand(t.body)
+
+
+def _loaded_buffers(e: Expr) -> list[Buffer]:
+    found: list[Buffer] = []
+    stack, seen = [e], set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if x.op == "load" and x.args[0] not in found:
+            found.append(x.args[0])
+        stack.extend(children(x))
+    return found
+
+
+def _loop_nest(t: Tensor, expand: _Inliner, epilogue: Tensor | None = None) -> Stmt:
+    """Loops over `t`'s axes storing its (expanded) body; reductions use an accumulator.
+
+    With an `epilogue` (an elementwise tensor reading `t` at the same position), the
+    reduction's result goes through the epilogue straight into the epilogue's buffer.
+    """
     body = t.body
     if isinstance(body, Reduce):
-        inner = _reduction(t, body, expand)
+        inner = _reduction(t, body, expand, epilogue)
     else:
         assert body is not None
         inner = Store(t.buffer, t.axes, cast(expand(body), t.dtype))
@@ -135,7 +209,7 @@ def _loop_nest(t: Tensor, expand: _Inliner) -> Stmt:
     return inner
 
 
-def _reduction(t: Tensor, r: Reduce, expand: _Inliner) -> Stmt:
+def _reduction(t: Tensor, r: Reduce, expand: _Inliner, epilogue: Tensor | None) -> Stmt:
     value = expand(r.body)
     zero = const(0)
     if r.combiner in ("argmax", "argmin"):
@@ -152,7 +226,7 @@ def _reduction(t: Tensor, r: Reduce, expand: _Inliner) -> Stmt:
             loops = For(ax.var, ax.extent, loops)
         init = seq(Store(best, (zero,), identity(r.combiner, value.dtype)),
                    Store(index, (zero,), const(0)))
-        write = Store(t.buffer, t.axes, load(index, (zero,)))
+        write = _write(t, load(index, (zero,)), expand, epilogue)
         return Allocate(best, Allocate(index, seq(init, loops, write)))
     acc = Buffer(f"{t.name}_acc", (1,), value.dtype, "local")
     current = load(acc, (zero,))
@@ -162,5 +236,14 @@ def _reduction(t: Tensor, r: Reduce, expand: _Inliner) -> Stmt:
     for ax in reversed(r.axes):
         loops = For(ax.var, ax.extent, loops)
     start = expand(r.init) if r.init is not None else identity(r.combiner, value.dtype)
-    write = Store(t.buffer, t.axes, cast(current, t.dtype))
+    write = _write(t, cast(current, t.dtype), expand, epilogue)
     return Allocate(acc, seq(Store(acc, (zero,), start), loops, write))
+
+
+def _write(t: Tensor, result: Expr, expand: _Inliner, epilogue: Tensor | None) -> Stmt:
+    """Store a reduction's result, through its epilogue when it has one."""
+    if epilogue is None:
+        return Store(t.buffer, t.axes, result)
+    body = substitute(_expanded(epilogue, expand), dict(zip(epilogue.axes, t.axes)))
+    body = substitute(body, {load(t.buffer, t.axes): result})
+    return Store(epilogue.buffer, t.axes, cast(body, epilogue.dtype))
