@@ -88,3 +88,27 @@ def test_argmax_is_first_wins() -> None:
     got = np.zeros(2, np.int64)
     run_func(func, {"X": data, "Arg": got})
     assert got.tolist() == [1, 0]
+
+
+def test_extern_loop_nest_reads_materialized_inputs() -> None:
+    from dlc.ir.tensor.compute import extern
+    from dlc.ir.tensor.expr import var
+    from dlc.ir.tensor.stmt import For, Store, seq
+
+    x = placeholder((6,), f32, "X")
+    doubled = compute((6,), lambda i: x[i] * 2.0, "D", axis_names=("i",))
+
+    def cumsum(ins, outs):
+        (src,), (dst,) = ins, outs
+        i = var("c")
+        first = Store(dst, (const(0),), src[const(0)])
+        rest = For(i, const(5), Store(dst, (i + 1,), dst[i] + src[i + 1]))
+        return seq(first, rest)
+
+    (out,) = extern("Cum", [doubled], [((6,), f32)], cumsum)
+    func = lower_tensors("cumsum", [x], [out])
+    assert "D: f32[6] global" in str(func)  # the extern's input is materialized
+    data = np.arange(6, dtype=np.float32)
+    got = np.zeros(6, np.float32)
+    run_func(func, {"X": data, "Cum": got})
+    assert_close(got, np.cumsum(data * 2))

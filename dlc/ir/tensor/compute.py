@@ -60,6 +60,7 @@ class Tensor:
     tag: str = ""  # e.g. the graph op it came from, for comments and schedule rules
     attrs: dict[str, Any] = field(default_factory=dict)
     inputs: tuple[Tensor, ...] = ()  # the tensors the body loads from (found by `compute`)
+    extern: ExternOp | None = None  # set for the outputs of an imperative loop nest
 
     @property
     def name(self) -> str:
@@ -79,7 +80,7 @@ class Tensor:
 
     @property
     def is_placeholder(self) -> bool:
-        return self.body is None
+        return self.body is None and self.extern is None
 
     @property
     def is_reduction(self) -> bool:
@@ -165,3 +166,30 @@ def identity(combiner: str, dtype: DType) -> Expr:
         return const(combiner in ("min", "argmin"), dtype)
     info = np.iinfo(dtype.numpy)
     return const(int(info.min if combiner in ("max", "argmax") else info.max), dtype)
+
+
+@dataclass(eq=False)
+class ExternOp:
+    """A loop nest written imperatively, for ops that are not a compute over indices.
+
+    `build(inputs, outputs)` receives the input and output Buffers and returns the Stmt
+    that fills the outputs: data-dependent loops (sparse rows, scatter, top-k) are written
+    this way. Its inputs are always materialized and it is never inlined.
+    """
+
+    name: str
+    inputs: tuple[Tensor, ...]
+    build: Callable[..., Any]
+    outputs: tuple[Tensor, ...] = ()
+
+
+def extern(name: str, inputs: Sequence[Tensor], outputs: Sequence[tuple[Sequence[Any], DType]],
+           build: Callable[..., Any], tag: str = "") -> tuple[Tensor, ...]:
+    """Output tensors of an imperative loop nest `build(input_buffers, output_buffers)`."""
+    op = ExternOp(name, tuple(inputs), build)
+    outs = []
+    for k, (shape, dtype) in enumerate(outputs):
+        buf = Buffer(name if k == 0 else f"{name}_{k}", tuple(as_expr(d) for d in shape), dtype)
+        outs.append(Tensor(buf, tag=tag, inputs=tuple(inputs), extern=op))
+    op.outputs = tuple(outs)
+    return tuple(outs)

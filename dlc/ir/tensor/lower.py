@@ -49,8 +49,11 @@ def lower_tensors(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor]
     for t in inputs:
         by_buffer.setdefault(t.buffer, t)
     keep = {t.buffer for t in outputs} | {t.buffer for t in materialize}
+    for t in order:
+        if t.extern is not None:  # an imperative nest reads real buffers, not expressions
+            keep |= {i.buffer for i in t.inputs} | {o.buffer for o in t.extern.outputs}
     inline = {t.buffer for t in order if not t.is_placeholder and not t.is_reduction
-              and t.buffer not in keep}
+              and t.extern is None and t.buffer not in keep}
     missing = [t.name for t in order if t.is_placeholder and t.buffer not in
                {i.buffer for i in inputs}]
     if missing:
@@ -60,7 +63,17 @@ def lower_tensors(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor]
     fused_into = {r: o for o, r in epilogues.items()}
     nests: list[Stmt] = []
     temps: list[Buffer] = []
+    emitted_externs: set[int] = set()
+    output_buffers = {o.buffer for o in outputs}
     for t in order:
+        if t.extern is not None:
+            if id(t.extern) not in emitted_externs:
+                emitted_externs.add(id(t.extern))
+                ext = t.extern
+                nests.append(ext.build([i.buffer for i in ext.inputs],
+                                       [o.buffer for o in ext.outputs]))
+                temps.extend(o.buffer for o in ext.outputs if o.buffer not in output_buffers)
+            continue
         if t.is_placeholder or t.buffer in inline or t.buffer in epilogues:
             continue
         epilogue = by_buffer[fused_into[t.buffer]] if t.buffer in fused_into else None
@@ -136,13 +149,13 @@ def _epilogues(order: list[Tensor], inline: set[Buffer], keep: set[Buffer],
     """
     readers: dict[Buffer, list[Tensor]] = {}
     for t in order:
-        if t.is_placeholder or t.buffer in inline:
+        if t.is_placeholder or t.extern is not None or t.buffer in inline:
             continue
         for buf in _loaded_buffers(_expanded(t, expand)):
             readers.setdefault(buf, []).append(t)
     out: dict[Buffer, Buffer] = {}
     for t in order:
-        if t.is_placeholder or t.is_reduction or t.buffer in inline:
+        if t.is_placeholder or t.is_reduction or t.extern is not None or t.buffer in inline:
             continue
         sources = [b for b in _loaded_buffers(_expanded(t, expand))
                    if b in readers and _tensor_of(order, b) is not None
