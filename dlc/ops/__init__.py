@@ -13,6 +13,7 @@ from dlc.ops import (  # noqa: F401  (imported for their registrations)
     linalg,
     nn,
     normalization,
+    onnx_pending,
     reduce,
     shape,
     sparse,

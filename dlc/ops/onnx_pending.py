@@ -1,0 +1,1 @@
+"""Ops the ONNX frontend needs that are waiting to move to their family module."""
