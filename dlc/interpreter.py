@@ -89,7 +89,7 @@ def run_node(node: Node, args: Sequence[Any], bindings: dict[str, int] | None = 
     under `bindings` (a data-dependent symbol seen for the first time is bound here).
     """
     try:
-        out = node.op.reference(*args, **node.attrs)
+        out = node.op.reference(*args, **bind_attrs(node, bindings))
     except DLCError:
         raise
     except Exception as err:  # a reference bug must name the node, not vanish in a traceback
@@ -112,6 +112,24 @@ def run_node(node: Node, args: Sequence[Any], bindings: dict[str, int] | None = 
                 _check_shape(node, value.type, result.shape, bindings)
         checked.append(result)
     return tuple(checked)
+
+
+def bind_attrs(node: Node, bindings: Mapping[str, int] | None) -> Mapping[str, Any]:
+    """The node's attributes with symbolic `dims` entries evaluated under `bindings`.
+
+    References see concrete sizes only: `create.full(shape=[N, 1])` runs with `[3, 1]` when
+    the call binds N = 3. Entries whose symbols are not bound yet are left symbolic.
+    """
+    if not bindings:
+        return node.attrs
+    attrs = dict(node.attrs)
+    for key, spec in node.op.attrs.items():
+        value = attrs.get(key)
+        if spec.kind == "dims" and value is not None:
+            attrs[key] = tuple(
+                evaluate(d, bindings) if free_symbols(d) <= bindings.keys() else d
+                for d in value)
+    return attrs
 
 
 def _lookup(env: Mapping[Value, Any], v: Value) -> Any:

@@ -1,1 +1,108 @@
-"""(to be filled)"""
+"""Creation ops (`create.*`): tensors made from attributes, not from operand values.
+
+`zeros`, `ones`, `empty` and `scalar_tensor` are all `create.full`; the `*_like` forms are
+`create.full_like`, which takes its shape from an operand (so a symbolic shape needs no
+size bindings). `create.full` and `create.arange` may have symbolic shapes (`[N, 1]`, a
+position index of length `S`): their references need the sizes bound, see
+`dlc.ops.shape.concrete_dims`.
+
+Fill values and arange bounds are floats in the IR; integer results are exact up to 2**53
+and saturate at the dtype's limits (so torch.iinfo(torch.int64).max survives).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlc.ir.dtypes import DType
+from dlc.ir.symbolic import Dim
+from dlc.ir.types import TensorType
+from dlc.ops.registry import Attr, FusionKind, OpDef, register_op, tensor
+from dlc.ops.shape import concrete_dims
+
+
+def fill_value(value: float, dtype: DType) -> np.ndarray:
+    """`value` as a 0-d array of `dtype` (integers saturate instead of wrapping)."""
+    if dtype == DType.bool:
+        return np.array(bool(value))
+    if dtype.is_int:
+        info = np.iinfo(dtype.numpy)
+        if value >= float(info.max):
+            return np.array(info.max, dtype=dtype.numpy)
+        if value <= float(info.min):
+            return np.array(info.min, dtype=dtype.numpy)
+        return np.array(int(value), dtype=dtype.numpy)
+    return np.array(value).astype(dtype.numpy)
+
+
+@register_op
+class Full(OpDef):
+    """A tensor of `shape` with every element `value` (zeros, ones, empty, scalar_tensor)."""
+
+    name = "create.full"
+    inputs = ()
+    attrs = {"shape": Attr("dims"), "value": Attr("float"), "dtype": Attr("dtype")}
+    fusion_kind = FusionKind.ELEMENTWISE
+
+    def infer_type(self, *, shape: tuple[Dim, ...], value: float, dtype: DType) -> TensorType:
+        if any(isinstance(d, int) and d < 0 for d in shape):
+            raise self.error(f"shape [{', '.join(map(str, shape))}] has a negative size")
+        return TensorType(shape, dtype)
+
+    def reference(self, *, shape: tuple[Dim, ...], value: float, dtype: DType) -> np.ndarray:
+        return np.full(concrete_dims(self.name, shape, "shape"), fill_value(value, dtype))
+
+
+@register_op
+class FullLike(OpDef):
+    """A tensor shaped like `x` with every element `value` (of `dtype`, default x's)."""
+
+    name = "create.full_like"
+    inputs = ("x",)
+    attrs = {"value": Attr("float"), "dtype": Attr("dtype", None, optional=True)}
+    fusion_kind = FusionKind.ELEMENTWISE
+
+    def infer_type(self, x: Any, *, value: float, dtype: DType | None) -> TensorType:
+        x = tensor(x, self.name)
+        return x.with_dtype(dtype or x.dtype)
+
+    def reference(self, x: np.ndarray, *, value: float, dtype: DType | None) -> np.ndarray:
+        dtype = dtype or DType.from_numpy(x.dtype)
+        return np.full(x.shape, fill_value(value, dtype))
+
+
+@register_op
+class Arange(OpDef):
+    """`start + i * step` for i in 0 .. shape[0] - 1 (the length is given, not the end).
+
+    Frontends turn torch's and ONNX's (start, end, step) into the length
+    ceil((end - start) / step); a symbolic end gives a symbolic length (`arange(S)`).
+    """
+
+    name = "create.arange"
+    inputs = ()
+    attrs = {"shape": Attr("dims", doc="[length]"), "start": Attr("float", 0.0),
+             "step": Attr("float", 1.0), "dtype": Attr("dtype")}
+    fusion_kind = FusionKind.INJECTIVE
+
+    def infer_type(self, *, shape: tuple[Dim, ...], start: float, step: float,
+                   dtype: DType) -> TensorType:
+        if len(shape) != 1:
+            raise self.error(f"shape must be [length], got [{', '.join(map(str, shape))}]")
+        if isinstance(shape[0], int) and shape[0] < 0:
+            raise self.error(f"length {shape[0]} is negative")
+        if dtype == DType.bool:
+            raise self.error("cannot count in bool; pick a number type")
+        if dtype.is_int and not (float(start).is_integer() and float(step).is_integer()):
+            raise self.error(f"start {start} and step {step} must be integers for {dtype}")
+        return TensorType(shape, dtype)
+
+    def reference(self, *, shape: tuple[Dim, ...], start: float, step: float,
+                  dtype: DType) -> np.ndarray:
+        (n,) = concrete_dims(self.name, shape, "shape")
+        if dtype.is_int:  # exact integer arithmetic
+            return (int(start) + np.arange(n, dtype=np.int64) * int(step)).astype(dtype.numpy)
+        # torch computes start + i * step in double, then rounds once
+        return (np.float64(start) + np.arange(n, dtype=np.float64) * step).astype(dtype.numpy)
