@@ -1,1 +1,263 @@
-"""(to be filled)"""
+"""Normalization and softmax ops (`nn.batch_norm`, `nn.layer_norm`, `nn.softmax`, ...).
+
+Fusion kinds: every op here that computes statistics of its input (layer, group,
+instance and RMS norms, softmax, log-softmax) is a REDUCTION. `nn.batch_norm` is the
+inference form, whose statistics are operands (running mean and variance): it is
+`x * a + b` with per-channel `a` and `b`, an elementwise op with broadcast operands, so
+it is BROADCAST and fuses like `ew.mul` (and a fold-batchnorm pass can fold it into a
+preceding convolution).
+
+References compute in f32 for f16/bf16 inputs (torch's CPU opmath type) and with the
+two-pass mean/variance, then round once to the input dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlc.ir.symbolic import dims_equal
+from dlc.ir.types import TensorType
+from dlc.ops.nn import float_tensor, upcast
+from dlc.ops.registry import (
+    Attr,
+    FusionKind,
+    OpDef,
+    normalize_axes,
+    normalize_axis,
+    register_op,
+    same_dtype,
+)
+
+
+def _check_param(op: OpDef, name: str, p: Any, shape: tuple[Any, ...]) -> None:
+    """An affine parameter (weight, bias, statistics) must have exactly `shape`."""
+    if p is None:
+        return
+    p = float_tensor(op, p)
+    if p.rank != len(shape) or not all(dims_equal(a, b) for a, b in zip(p.shape, shape)):
+        want = ", ".join(str(d) for d in shape)
+        raise op.error(f"{name} must be [{want}], got {p}")
+
+
+def _normalize(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+    """`(x - mean) / sqrt(var + eps)` over `axes` (biased variance, as torch)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=axes, keepdims=True)
+    return centered / np.sqrt(var + x.dtype.type(eps))
+
+
+def _affine(y: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+            shape: tuple[int, ...]) -> np.ndarray:
+    """`y * weight + bias`, each parameter reshaped to broadcast as `shape`."""
+    if weight is not None:
+        y = y * upcast(weight).reshape(shape)
+    if bias is not None:
+        y = y + upcast(bias).reshape(shape)
+    return y
+
+
+def _trailing_axes(op: OpDef, x: TensorType, axes: tuple[int, ...]) -> tuple[int, ...]:
+    """Validate that `axes` are the last len(axes) axes of `x`; return them normalized."""
+    norm = normalize_axes(axes, x.rank, op.name)
+    if not norm or norm != tuple(range(x.rank - len(norm), x.rank)):
+        raise op.error(f"axes={list(axes)} must be the trailing axes of {x}")
+    return norm
+
+
+@register_op
+class BatchNorm(OpDef):
+    """Inference batch norm: `(x - mean) / sqrt(var + eps) * scale + bias` per channel.
+
+    Every parameter is `[C]` with `C = x.shape[axis]` (1 for NCHW; a layout pass may move
+    channels last and set `axis=-1`).
+    """
+
+    name = "nn.batch_norm"
+    inputs = ("x", "scale", "bias", "mean", "var")
+    attrs = {"eps": Attr("float", 1e-5), "axis": Attr("int", 1, doc="the channel axis")}
+    fusion_kind = FusionKind.BROADCAST
+
+    def infer_type(self, x: Any, scale: Any, bias: Any, mean: Any, var: Any, *, eps: float,
+                   axis: int) -> TensorType:
+        x = float_tensor(self, x)
+        if x.rank < 2:
+            raise self.error(f"expects an input of rank >= 2 (batch and channels), got {x}")
+        c = x.shape[normalize_axis(axis, x.rank, self.name)]
+        for name, p in (("scale", scale), ("bias", bias), ("mean", mean), ("var", var)):
+            _check_param(self, name, p, (c,))
+        same_dtype(self.name, x, scale, bias, mean, var)
+        return x
+
+    def reference(self, x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray,
+                  var: np.ndarray, *, eps: float, axis: int) -> np.ndarray:
+        shape = [1] * x.ndim
+        shape[axis % x.ndim] = -1
+        xf = upcast(x)
+        inv = 1 / np.sqrt(upcast(var) + xf.dtype.type(eps))
+        y = (xf - upcast(mean).reshape(shape)) * inv.reshape(shape)
+        return _affine(y, scale, bias, tuple(shape)).astype(x.dtype, copy=False)
+
+
+@register_op
+class LayerNorm(OpDef):
+    """Normalize over the trailing `axes`, then `* weight + bias` (both of those axes'
+    shape, both optional)."""
+
+    name = "nn.layer_norm"
+    inputs = ("x", "weight?", "bias?")
+    attrs = {"axes": Attr("ints", (-1,), doc="the trailing axes normalized over"),
+             "eps": Attr("float", 1e-5)}
+    fusion_kind = FusionKind.REDUCTION
+
+    def infer_type(self, x: Any, weight: Any = None, bias: Any = None, *,
+                   axes: tuple[int, ...], eps: float) -> TensorType:
+        x = float_tensor(self, x)
+        norm = _trailing_axes(self, x, axes)
+        shape = tuple(x.shape[a] for a in norm)
+        _check_param(self, "weight", weight, shape)
+        _check_param(self, "bias", bias, shape)
+        same_dtype(self.name, x, *(p for p in (weight, bias) if p is not None))
+        return x
+
+    def reference(self, x: np.ndarray, weight: np.ndarray | None = None,
+                  bias: np.ndarray | None = None, *, axes: tuple[int, ...],
+                  eps: float) -> np.ndarray:
+        norm = tuple(sorted(a % x.ndim for a in axes))
+        y = _normalize(upcast(x), norm, eps)
+        shape = tuple(x.shape[a] for a in norm)
+        return _affine(y, weight, bias, shape).astype(x.dtype, copy=False)
+
+
+@register_op
+class RmsNorm(OpDef):
+    """`x / sqrt(mean(x**2 over axes) + eps) * weight` over the trailing `axes`.
+
+    `eps=none` is torch's default: the machine epsilon of the compute type (f32 for
+    f16/bf16/f32 inputs, f64 for f64).
+    """
+
+    name = "nn.rms_norm"
+    inputs = ("x", "weight?")
+    attrs = {"axes": Attr("ints", (-1,), doc="the trailing axes normalized over"),
+             "eps": Attr("float", None, optional=True)}
+    fusion_kind = FusionKind.REDUCTION
+
+    def infer_type(self, x: Any, weight: Any = None, *, axes: tuple[int, ...],
+                   eps: float | None) -> TensorType:
+        x = float_tensor(self, x)
+        norm = _trailing_axes(self, x, axes)
+        _check_param(self, "weight", weight, tuple(x.shape[a] for a in norm))
+        same_dtype(self.name, x, *(p for p in (weight,) if p is not None))
+        return x
+
+    def reference(self, x: np.ndarray, weight: np.ndarray | None = None, *,
+                  axes: tuple[int, ...], eps: float | None) -> np.ndarray:
+        norm = tuple(sorted(a % x.ndim for a in axes))
+        xf = upcast(x)
+        if eps is None:
+            eps = float(np.finfo(xf.dtype).eps)
+        ms = (xf * xf).mean(axis=norm, keepdims=True)
+        y = xf / np.sqrt(ms + xf.dtype.type(eps))
+        return _affine(y, weight, None, tuple(x.shape[a] for a in norm)).astype(
+            x.dtype, copy=False)
+
+
+@register_op
+class GroupNorm(OpDef):
+    """Split the channels of `x: [N, C, *]` into `num_groups` groups, normalize each
+    group over its channels and spatial positions, then `* weight + bias` per channel."""
+
+    name = "nn.group_norm"
+    inputs = ("x", "weight?", "bias?")
+    attrs = {"num_groups": Attr("int"), "eps": Attr("float", 1e-5)}
+    fusion_kind = FusionKind.REDUCTION
+
+    def infer_type(self, x: Any, weight: Any = None, bias: Any = None, *, num_groups: int,
+                   eps: float) -> TensorType:
+        x = float_tensor(self, x)
+        if x.rank < 2:
+            raise self.error(f"expects an [N, C, ...] input, got {x}")
+        c = x.shape[1]
+        if num_groups < 1 or (isinstance(c, int) and c % num_groups):
+            raise self.error(f"{c} channels do not split into num_groups={num_groups}")
+        _check_param(self, "weight", weight, (c,))
+        _check_param(self, "bias", bias, (c,))
+        same_dtype(self.name, x, *(p for p in (weight, bias) if p is not None))
+        return x
+
+    def reference(self, x: np.ndarray, weight: np.ndarray | None = None,
+                  bias: np.ndarray | None = None, *, num_groups: int,
+                  eps: float) -> np.ndarray:
+        n = x.shape[0]
+        grouped = upcast(x).reshape(n, num_groups, -1)
+        y = _normalize(grouped, (2,), eps).reshape(x.shape)
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        return _affine(y, weight, bias, shape).astype(x.dtype, copy=False)
+
+
+@register_op
+class InstanceNorm(OpDef):
+    """Normalize each (sample, channel) of `x: [N, C, *]` over its spatial positions,
+    then `* weight + bias` per channel."""
+
+    name = "nn.instance_norm"
+    inputs = ("x", "weight?", "bias?")
+    attrs = {"eps": Attr("float", 1e-5)}
+    fusion_kind = FusionKind.REDUCTION
+
+    def infer_type(self, x: Any, weight: Any = None, bias: Any = None, *,
+                   eps: float) -> TensorType:
+        x = float_tensor(self, x)
+        if x.rank < 3:
+            raise self.error(f"expects an [N, C, spatial...] input, got {x}")
+        _check_param(self, "weight", weight, (x.shape[1],))
+        _check_param(self, "bias", bias, (x.shape[1],))
+        same_dtype(self.name, x, *(p for p in (weight, bias) if p is not None))
+        return x
+
+    def reference(self, x: np.ndarray, weight: np.ndarray | None = None,
+                  bias: np.ndarray | None = None, *, eps: float) -> np.ndarray:
+        y = _normalize(upcast(x), tuple(range(2, x.ndim)), eps)
+        shape = (-1,) + (1,) * (x.ndim - 2)
+        return _affine(y, weight, bias, shape).astype(x.dtype, copy=False)
+
+
+class _Softmax(OpDef):
+    inputs = ("x",)
+    attrs = {"axis": Attr("int", -1)}
+    fusion_kind = FusionKind.REDUCTION
+
+    def infer_type(self, x: Any, *, axis: int) -> TensorType:
+        x = float_tensor(self, x)
+        normalize_axis(axis, x.rank, self.name)
+        return x
+
+
+@register_op
+class Softmax(_Softmax):
+    """`exp(x - max) / sum(exp(x - max))` along `axis`."""
+
+    name = "nn.softmax"
+
+    def reference(self, x: np.ndarray, *, axis: int) -> np.ndarray:
+        xf = upcast(x)
+        axis = axis if x.ndim else None  # a scalar is its own (one-element) axis
+        e = np.exp(xf - xf.max(axis=axis, keepdims=True))
+        return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
+
+
+@register_op
+class LogSoftmax(_Softmax):
+    """`x - max - log(sum(exp(x - max)))` along `axis`."""
+
+    name = "nn.log_softmax"
+
+    def reference(self, x: np.ndarray, *, axis: int) -> np.ndarray:
+        xf = upcast(x)
+        axis = axis if x.ndim else None
+        shifted = xf - xf.max(axis=axis, keepdims=True)
+        lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        return (shifted - lse).astype(x.dtype, copy=False)

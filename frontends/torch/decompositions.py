@@ -10,7 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESERVED: tuple[str, ...] = ()  # e.g. "aten.linear.default"; each needs a converter
+# Each entry needs a converter. Kept whole because each maps to one registry op that
+# later stages optimize better than its decomposition (a fused attention kernel, a
+# one-pass normalization, a resize whose index rule is exact rather than re-derived from
+# float arithmetic on arange).
+PRESERVED: tuple[str, ...] = (
+    # nn.sdpa; otherwise bmm + softmax + masking (and _safe_softmax's where/any).
+    "aten.scaled_dot_product_attention.default",
+    # nn.rms_norm; otherwise pow + mean + rsqrt + mul.
+    "aten.rms_norm.default",
+    # nn.instance_norm; otherwise repeat + view + a training-mode batch norm.
+    "aten.instance_norm.default",
+    # image.affine_grid; otherwise arange/where/pad arithmetic and a batched matmul.
+    "aten.affine_grid_generator.default",
+    # image.resize for the modes that are not core ATen (otherwise arange + index).
+    "aten._upsample_nearest_exact2d.vec",
+    "aten._upsample_nearest_exact1d.vec",
+    "aten.upsample_nearest1d.vec",
+    "aten.upsample_linear1d.vec",
+)
 
 
 def decomposition_table() -> Any:
