@@ -14,7 +14,7 @@ from typing import Any
 
 from dlc.frontends.torch.registry import torch_op
 
-from dlc.ir.graph import Value
+from dlc.ir.graph import Value, is_sparse
 
 
 def _operands(b: Any, node: Any, *xs: Value) -> list[Value]:
@@ -23,6 +23,10 @@ def _operands(b: Any, node: Any, *xs: Value) -> list[Value]:
 
 @torch_op("aten.mm.default", "aten.matmul.default", "aten.mv.default", "aten.dot.default")
 def _matmul(b: Any, node: Any, x: Value, y: Value) -> Value:
+    if is_sparse(x):  # `adj @ h` with a sparse COO adjacency exports as aten.mm
+        from dlc.frontends.torch.convert_sparse import spmm
+
+        return spmm(b, x, y)
     return b.op("linalg.matmul", *_operands(b, node, x, y))
 
 

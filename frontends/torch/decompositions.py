@@ -28,6 +28,14 @@ PRESERVED: tuple[str, ...] = (
     "aten._upsample_nearest_exact1d.vec",
     "aten.upsample_nearest1d.vec",
     "aten.upsample_linear1d.vec",
+    # ew.silu / ew.hardswish / ew.hardsigmoid / ew.softplus; otherwise 2-6 elementwise ops
+    # each (the converters and tests are in convert_elementwise / test_elementwise).
+    "aten.silu.default",
+    "aten.hardswish.default",
+    "aten.hardsigmoid.default",
+    "aten.softplus.default",
+    # linalg.linear; otherwise permute + addmm, and fold-batchnorm wants the whole layer.
+    "aten.linear.default",
 )
 
 

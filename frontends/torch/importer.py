@@ -23,7 +23,7 @@ from dlc.frontends.torch.registry import TORCH_OPS, load_converters
 from dlc.errors import FrontendError, MissingOp, UnsupportedOpError, closest
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Graph, Location, Value
-from dlc.ir.symbolic import Dim, parse_dim, symbol
+from dlc.ir.symbolic import Dim, dim, symbol
 from dlc.ir.types import SparseTensorType
 
 
@@ -83,10 +83,18 @@ def import_exported_program(ep: Any, name: str = "main",
     raise FrontendError("the exported graph has no output node")
 
 
+# Run-time assertions torch.export adds about sizes; dlc checks input shapes at the call
+# boundary (InputError) instead, so these carry no computation.
+IGNORED = frozenset({"aten._assert_scalar.default", "aten.sym_constrain_range_for_size.default",
+                     "aten._assert_async.msg", "aten.sym_constrain_range.default"})
+
+
 def _check_supported(ep: Any, b: TorchGraphBuilder) -> None:
     missing: dict[str, MissingOp] = {}
     for node in ep.graph.nodes:
         if node.op != "call_function" or _is_size_node(node) or node.target is operator.getitem:
+            continue
+        if _target_name(node) in IGNORED:
             continue
         target = _target_name(node)
         if target not in TORCH_OPS and target not in missing:
@@ -108,16 +116,27 @@ def _target_name(node: Any) -> str:
 
 
 def _is_size_node(node: Any) -> bool:
-    """A node computing a size (SymInt) rather than a tensor: folded into dimensions."""
+    """A node computing a size (SymInt) rather than a tensor: folded into dimensions.
+
+    Size predicates (SymBool, e.g. `s0 >= 2` feeding an assertion) count too; they only
+    feed IGNORED assertions.
+    """
     import torch
 
     val = node.meta.get("val")
+    if isinstance(val, torch.SymBool):
+        return True
     return isinstance(val, (torch.SymInt, int)) and not isinstance(val, bool)
 
 
 def _convert(b: TorchGraphBuilder, node: Any, env: dict[Any, Any]) -> Any:
+    import torch
+
+    if _target_name(node) in IGNORED:
+        return None
     if _is_size_node(node):
-        return b.dim_of(node.meta["val"])
+        val = node.meta["val"]
+        return None if isinstance(val, torch.SymBool) else b.dim_of(val)
     if node.target is operator.getitem:
         source, index = node.args
         result = env[source][index]
@@ -218,11 +237,18 @@ def _symbol_names(ep: Any, module: Any, args: tuple[Any, ...], spec: Any) -> dic
     """Map torch's symbol names (`s0`) to the names of the user's `Dim("N")` objects."""
     if spec is None:
         return {}
-    params = list(inspect.signature(module.forward).parameters)
+    signature = inspect.signature(module.forward).parameters
+    params = list(signature)
+    variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.values())
     if isinstance(spec, dict):
         per_input = [spec.get(p) for p in params[: len(args)]]
+        if variadic and len(per_input) == 1 and isinstance(per_input[0], (list, tuple)):
+            per_input = list(per_input[0])
     else:
         per_input = list(spec)
+        if variadic and len(per_input) == 1 and isinstance(per_input[0], (list, tuple)) \
+                and len(args) != 1:
+            per_input = list(per_input[0])  # forward(*xs): torch wants ((spec0, spec1),)
     user_nodes = [n for n in ep.graph.nodes if n.op == "placeholder"
                   and n.name not in _constant_sources(ep)]
     names: dict[str, str] = {}
@@ -249,14 +275,51 @@ def to_dim(value: Any, names: dict[str, str]) -> Dim:
         expr = value.node.expr
         if expr.is_Integer:
             return int(expr)
-        text = str(expr)
-        for sym in sorted(expr.free_symbols, key=lambda s: -len(s.name)):
-            text = text.replace(sym.name, names.get(sym.name, sym.name))
-        text = text.replace("FloorDiv", "floor_div")
-        if "floor_div" in text:  # torch's FloorDiv(a, b) -> floor(a/b)
-            import sympy
-
-            return parse_dim(str(sympy.sympify(text, locals={
-                "floor_div": lambda a, b: sympy.floor(a / b)})))
-        return parse_dim(text)
+        try:
+            return dim(_from_torch_sympy(expr, names))
+        except (TypeError, ValueError) as err:
+            raise FrontendError(f"cannot convert the size {expr} to a dimension: {err}") from None
     raise FrontendError(f"cannot convert {value!r} to a dimension")
+
+
+def _from_torch_sympy(e: Any, names: dict[str, str]) -> Any:
+    """Rebuild torch's size expression (FloorDiv, TruncToInt, ToFloat, ...) in plain SymPy.
+
+    Sizes are positive, so truncation and floor agree; floats like the 1.5 of an
+    interpolation scale become exact rationals.
+    """
+    import sympy
+
+    if e.is_Integer:
+        return sympy.Integer(int(e))
+    if e.is_Symbol:
+        return symbol(names.get(e.name, e.name))
+    if e.is_Float or e.is_Rational:
+        return sympy.Rational(str(e))
+    args = [_from_torch_sympy(a, names) for a in e.args]
+    kind = type(e).__name__
+    if isinstance(e, sympy.Add):
+        return sympy.Add(*args)
+    if isinstance(e, sympy.Mul):
+        return sympy.Mul(*args)
+    if isinstance(e, sympy.Pow):
+        return sympy.Pow(*args)
+    if kind in ("FloorDiv",):
+        return sympy.floor(args[0] / args[1])
+    if kind in ("CeilDiv",):
+        return sympy.ceiling(args[0] / args[1])
+    if kind in ("TruncToInt", "FloorToInt", "floor", "RoundToInt"):
+        return sympy.floor(args[0]) if kind != "RoundToInt" else sympy.floor(args[0] + sympy.S.Half)
+    if kind in ("CeilToInt", "ceiling"):
+        return sympy.ceiling(args[0])
+    if kind in ("ToFloat", "Identity"):
+        return args[0]
+    if kind in ("IntTrueDiv", "FloatTrueDiv"):
+        return args[0] / args[1]
+    if kind in ("Mod", "PythonMod"):
+        return sympy.Mod(args[0], args[1])
+    if kind == "Max":
+        return sympy.Max(*args)
+    if kind == "Min":
+        return sympy.Min(*args)
+    raise TypeError(f"unknown size function {kind}")

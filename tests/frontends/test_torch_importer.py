@@ -70,12 +70,10 @@ def test_sparse_coo_input_gets_a_sparse_type() -> None:
             return torch.sparse.mm(adj, h)
 
     adj = torch.sparse_coo_tensor(torch.tensor([[0, 1, 2], [1, 2, 0]]), torch.ones(3), (3, 3))
-    try:
-        graph = import_module(SpMM(), (adj, torch.randn(3, 2)))
-    except UnsupportedOpError as err:  # until the sparse family lands
-        pytest.skip(f"sparse converters not registered yet: {err.ops}")
+    graph = import_module(SpMM(), (adj, torch.randn(3, 2)))
     assert isinstance(graph.inputs[0].type, SparseTensorType)
     assert str(graph.inputs[0].type) == "coo<f32>[3, 3, nnz=nnz_adj]"
+    assert "sparse.spmm" in graph.ops_used()
 
 
 class Unsupported(torch.nn.Module):
@@ -103,3 +101,16 @@ def test_export_failure_is_a_frontend_error() -> None:
 
     with pytest.raises(FrontendError, match="torch.export failed on DataDependent"):
         import_module(DataDependent(), (torch.randn(3),))
+
+
+def test_interpolation_scale_becomes_an_exact_symbolic_size() -> None:
+    class Up(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.interpolate(x, scale_factor=1.5, mode="nearest")
+
+    h = torch.export.Dim("H", min=2)
+    graph = import_module(Up(), (torch.randn(1, 2, 4, 4),), dynamic_shapes=({2: h},))
+    assert str(graph.outputs[0].type) == "f32[1, 2, floor(3*H/2), 6]"
+    x = torch.randn(1, 2, 6, 4)
+    (got,) = run_graph(graph, x.numpy())
+    assert_close(got, Up()(x).numpy())
