@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,16 +39,27 @@ def import_model(model: Any, example_inputs: Sequence[Any] | None = None,
 
 def compile(model: Any, example_inputs: Sequence[Any] | None = None,  # noqa: A001
             dynamic_shapes: Any = None, target: str = "ref", opt_level: int = 3,
-            disable: Sequence[str] = ()) -> CompiledModel:
-    """Compile a model for `target`; returns a callable CompiledModel.
+            disable: Sequence[str] = (), debug: bool = False,
+            instruments: Sequence[Any] = ()) -> CompiledModel:
+    """Compile a model for `target` ("ref": the NumPy interpreter; "llvm": native code).
 
-    Only the reference interpreter target ("ref") exists in this build; the optimizing
-    pipeline (`opt_level`, `disable`) is validated and recorded, and takes effect when the
-    graph passes land.
+    The graph passes of `opt_level` run first (minus the passes named in `disable`,
+    kebab-case or snake_case); `debug` verifies the IR after every pass and bounds-checks
+    every load and store in generated code; `instruments` are pass instruments
+    (`PrintAfter`, `DumpDir`, `Timing`) from `dlc.passes.manager`.
     """
+    from dlc.passes.manager import PassContext, run_pipeline
+
     if target not in TARGETS:
         raise DLCError(f"unknown target {target!r}; available targets: {', '.join(TARGETS)}")
     if opt_level not in (0, 1, 2, 3):
         raise DLCError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
-    graph = import_model(model, example_inputs, dynamic_shapes)
-    return CompiledModel(graph, target=target, opt_level=opt_level)
+    source = import_model(model, example_inputs, dynamic_shapes)
+    ctx = PassContext(instruments=list(instruments), debug=debug)
+    start = time.perf_counter()
+    graph = run_pipeline(source, opt_level, tuple(disable), ctx)
+    passes_s = time.perf_counter() - start
+    compiled = CompiledModel(graph, target=target, opt_level=opt_level, ctx=ctx, source=source,
+                             debug=debug)
+    compiled.timings["passes"] = passes_s
+    return compiled

@@ -40,13 +40,27 @@ def _parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help)
         c.add_argument("model", help="path/to/file.py:factory, a zoo name, or a .onnx path")
         c.add_argument("--size", default="tiny", help="zoo model size (tiny, bench, large)")
-        c.add_argument("--target", default="ref", help="compilation target (ref)")
+        c.add_argument("--target", default="ref", choices=("ref", "llvm"),
+                       help="ref: the NumPy interpreter; llvm: native code")
         c.add_argument("--opt-level", type=int, default=3, choices=(0, 1, 2, 3))
+        c.add_argument("--disable", default="", metavar="PASS,...",
+                       help="graph passes to switch off (e.g. fuse,transform-layout)")
+        c.add_argument("--debug", action="store_true",
+                       help="verify the IR after every pass; bounds-check generated code")
+        c.add_argument("--print-after", default="", metavar="PASS,...",
+                       help="print the IR after these passes")
+        c.add_argument("--print-after-all", action="store_true", help="print the IR after "
+                                                                       "every pass")
+        c.add_argument("--dump-ir", metavar="DIR", help="write NN_<pass>.ir files to DIR")
+        c.add_argument("--time-passes", action="store_true", help="report time per pass")
         return c
 
     show = model_command("show", "print a compilation stage of a model")
     show.add_argument("--stage", default="graph",
                       help="graph | fused | tensor | llvm | llvm-opt | asm")
+    show.add_argument("--why-not-fused", action="store_true",
+                      help="list every edge fusion refused, with the rule that refused it")
+    show.add_argument("--rules", action="store_true", help="list the rewrite rules that fired")
     show.set_defaults(handler=_show)
 
     run = model_command("run", "run a model and compare it with its source framework")
@@ -64,15 +78,42 @@ def _parser() -> argparse.ArgumentParser:
 def _compile(args: argparse.Namespace) -> tuple[Any, Any]:
     import dlc
     from dlc.model_source import load_model
+    from dlc.passes.manager import DumpDir, PrintAfter, Timing
 
     source = load_model(args.model, args.size)
+    instruments: list[Any] = []
+    if args.print_after_all:
+        instruments.append(PrintAfter("all"))
+    elif args.print_after:
+        instruments.append(PrintAfter(_names(args.print_after)))
+    if args.dump_ir:
+        instruments.append(DumpDir(args.dump_ir))
+    timing = Timing() if args.time_passes else None
+    if timing is not None:
+        instruments.append(timing)
     compiled = dlc.compile(source.module, source.example_inputs, source.dynamic_shapes,
-                           target=args.target, opt_level=args.opt_level)
+                           target=args.target, opt_level=args.opt_level,
+                           disable=_names(args.disable), debug=args.debug,
+                           instruments=instruments)
+    if timing is not None:
+        print(timing.report(), file=sys.stderr)
     return source, compiled
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _show(args: argparse.Namespace) -> int:
     _, compiled = _compile(args)
+    if args.why_not_fused:
+        plan = compiled.ctx.fusion_plan
+        print("\n".join(plan.why_not_fused()) if plan.why_not_fused() else "every edge fused")
+        return 0
+    if args.rules:
+        firings = compiled.ctx.rule_firings()
+        print("\n".join(str(f) for f in firings) if firings else "no rewrite rule fired")
+        return 0
     print(compiled.show(args.stage), end="")
     return 0
 

@@ -1,7 +1,13 @@
-"""CompiledModel: what `dlc.compile` returns — callable, inspectable, comparable."""
+"""CompiledModel: what `dlc.compile` returns — callable, inspectable, comparable.
+
+Compilation is: import -> graph passes (`opt_level`, `disable`) -> fusion plan and memory
+plan -> (target "llvm") lower each fused group to a loop nest, emit LLVM IR, optimize,
+JIT into one executable. Every stage stays inspectable through `show(stage)`.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +19,7 @@ from dlc.ir.graph import Graph
 from dlc.ir.types import SparseTensorType
 from dlc.sparse import SparseMatrix
 
-TARGETS = ("ref",)
+TARGETS = ("ref", "llvm")
 STAGES = ("graph", "fused", "tensor", "llvm", "llvm-opt", "asm")
 
 
@@ -24,16 +30,37 @@ class CompiledModel:
     Inputs are checked (count, rank, shape, dtype) before anything runs.
     """
 
-    def __init__(self, graph: Graph, target: str = "ref", opt_level: int = 0) -> None:
-        self.graph = graph
+    def __init__(self, graph: Graph, target: str = "ref", opt_level: int = 3,
+                 ctx: Any = None, source: Graph | None = None, debug: bool = False) -> None:
+        self.graph = graph  # after the graph passes
+        self.source = source if source is not None else graph  # as imported
         self.target = target
         self.opt_level = opt_level
+        self.ctx = ctx  # the PassContext: fusion and memory plans, the pass log
+        self.debug = debug
+        self.timings: dict[str, float] = {}
+        self.executable: Any = None
+        if target == "llvm":
+            self._build_llvm()
+
+    def _build_llvm(self) -> None:
+        from dlc.backends.llvm.executable import build
+
+        start = time.perf_counter()
+        plan = self.ctx.fusion_plan if self.ctx is not None else None
+        groups = plan.node_groups() if plan is not None else None
+        arena = self.ctx.memory_plan if self.ctx is not None else None
+        self.executable = build(self.graph, groups=groups, arena=arena, debug=self.debug)
+        self.timings["llvm"] = time.perf_counter() - start
 
     def __call__(self, *args: Any) -> Any:
-        arrays = [to_runtime_value(a, v.name) for a, v in zip(args, self.graph.inputs)]
         if len(args) != len(self.graph.inputs):
             bind_symbols(self.graph, args)  # raises the InputError naming every input
-        outputs = run_graph(self.graph, *arrays)
+        arrays = [to_runtime_value(a, v.name) for a, v in zip(args, self.graph.inputs)]
+        if self.executable is not None:
+            outputs = self.executable(*arrays)
+        else:
+            outputs = run_graph(self.graph, *arrays)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def check_inputs(self, *args: Any) -> dict[str, int]:
@@ -42,14 +69,29 @@ class CompiledModel:
         return bind_symbols(self.graph, arrays if len(args) == len(self.graph.inputs) else args)
 
     def show(self, stage: str = "graph") -> str:
-        """The text of one compilation stage (`graph` today; later fused, tensor, llvm, ...)."""
+        """The text of one stage: graph, fused, tensor, llvm (before LLVM's optimizer),
+        llvm-opt (after -O3) or asm (machine code)."""
         if stage not in STAGES:
             raise DLCError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
         if stage == "graph":
             return str(self.graph)
-        raise DLCError(f"stage {stage!r} is produced by the optimizing pipeline and the LLVM "
-                       f"backend, which this build does not have yet; target {self.target!r} "
-                       "shows only 'graph'")
+        if stage == "fused":
+            from dlc.passes.graph.fusion_plan import print_fused
+
+            if self.ctx is None or self.ctx.fusion_plan is None:
+                raise DLCError("no fusion plan: compile through dlc.compile")
+            return print_fused(self.graph, self.ctx.fusion_plan)
+        if self.executable is None:
+            raise DLCError(f"stage {stage!r} needs target 'llvm' (this model was compiled "
+                           f"for {self.target!r})")
+        exe = self.executable
+        if stage == "tensor":
+            return "\n".join(str(f) for f in exe.model.funcs)
+        if stage == "llvm":
+            return exe.llvm_ir
+        if stage == "llvm-opt":
+            return str(exe.jit.module)
+        return exe.jit.assembly()
 
     def __repr__(self) -> str:
         return (f"<CompiledModel @{self.graph.name} target={self.target} "
@@ -63,16 +105,14 @@ def to_runtime_value(x: Any, name: str = "") -> Any:
     if hasattr(x, "layout") and hasattr(x, "detach"):
         import torch
 
+        from dlc.frontends.torch.importer import tensor_to_numpy
+
         if x.layout == torch.sparse_coo:
             x = x.detach()
-            from dlc.frontends.torch.importer import tensor_to_numpy
-
             return SparseMatrix.coo(tensor_to_numpy(x._indices()),
                                     tensor_to_numpy(x._values()), tuple(x.shape))
         if x.layout != torch.strided:
             raise InputError(f"input {name}: torch layout {x.layout} is not supported")
-        from dlc.frontends.torch.importer import tensor_to_numpy
-
         return tensor_to_numpy(x.detach().contiguous())
     if isinstance(x, (int, float, bool, np.generic)):
         return np.asarray(x)
