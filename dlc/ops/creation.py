@@ -8,6 +8,9 @@ position index of length `S`): their references need the sizes bound, see
 
 Fill values and arange bounds are floats in the IR; integer results are exact up to 2**53
 and saturate at the dtype's limits (so torch.iinfo(torch.int64).max survives).
+
+Lowering: `full` and `full_like` are computes with a constant body (inlined wherever they
+are read), `arange` one whose body is `start + i * step`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import numpy as np
 
 from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import Dim
+from dlc.ir.tensor.compute import Tensor, compute
+from dlc.ir.tensor.context import LowerContext
+from dlc.ir.tensor.expr import Expr, cast, const
 from dlc.ir.types import TensorType
 from dlc.ops.registry import Attr, FusionKind, OpDef, register_op, tensor
 from dlc.ops.shape import concrete_dims
@@ -37,6 +43,13 @@ def fill_value(value: float, dtype: DType) -> np.ndarray:
     return np.array(value).astype(dtype.numpy)
 
 
+def _constant(ctx: LowerContext, value: float, dtype: DType) -> Tensor:
+    """The node's output with every element `value`, converted as the reference does."""
+    fill = const(fill_value(value, dtype).item(), dtype)
+    shape = ctx.out_shape()
+    return compute(shape, lambda *axes: fill, ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
+
 @register_op
 class Full(OpDef):
     """A tensor of `shape` with every element `value` (zeros, ones, empty, scalar_tensor)."""
@@ -53,6 +66,10 @@ class Full(OpDef):
 
     def reference(self, *, shape: tuple[Dim, ...], value: float, dtype: DType) -> np.ndarray:
         return np.full(concrete_dims(self.name, shape, "shape"), fill_value(value, dtype))
+
+    def compute(self, ctx: LowerContext, *, shape: tuple[Dim, ...], value: float,
+                dtype: DType) -> Tensor:
+        return _constant(ctx, value, dtype)
 
 
 @register_op
@@ -71,6 +88,10 @@ class FullLike(OpDef):
     def reference(self, x: np.ndarray, *, value: float, dtype: DType | None) -> np.ndarray:
         dtype = dtype or DType.from_numpy(x.dtype)
         return np.full(x.shape, fill_value(value, dtype))
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, value: float, dtype: DType | None
+                ) -> Tensor:
+        return _constant(ctx, value, ctx.out_dtype())
 
 
 @register_op
@@ -106,3 +127,14 @@ class Arange(OpDef):
             return (int(start) + np.arange(n, dtype=np.int64) * int(step)).astype(dtype.numpy)
         # torch computes start + i * step in double, then rounds once
         return (np.float64(start) + np.arange(n, dtype=np.float64) * step).astype(dtype.numpy)
+
+    def compute(self, ctx: LowerContext, *, shape: tuple[Dim, ...], start: float, step: float,
+                dtype: DType) -> Tensor:
+        def body(i: Expr) -> Expr:
+            if dtype.is_int:  # exact: i64 arithmetic, then wrap into dtype
+                return cast(i * int(step) + int(start), dtype)
+            # in f64, rounded once, as the reference (and torch) compute it
+            return cast(cast(i, DType.f64) * const(step, DType.f64) + const(start, DType.f64),
+                        dtype)
+
+        return compute(ctx.out_shape(), body, ctx.name(), axis_names=ctx.axis_names(1))

@@ -3,16 +3,28 @@
 All are contractions that may absorb an elementwise epilogue (fusion kind OUT_FUSABLE).
 Operands share one dtype (frontends insert casts). References accumulate f16 and bf16 in
 f32 and round once, as PyTorch's CPU kernels do.
+
+Lowering: each is a `reduce("sum", ...)` over the contracted axes. f16/bf16 operands are
+widened to f32 inside the reduction and the result is rounded by an elementwise tensor
+reading it at its own position, so the epilogue machinery of `dlc.ir.tensor.lower`
+folds the rounding (and linear's bias) into the accumulator's write:
+
+    acc[i, j] = sum_k f32(a[i, k]) * f32(b[k, j])      # reduction, never stored
+    out[i, j] = f16(acc[i, j])                         # epilogue at the write
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import Dim, dims_equal
+from dlc.ir.tensor.compute import Reduce, ReduceAxis, Tensor, compute, reduce, reduce_axis
+from dlc.ir.tensor.context import LowerContext, broadcast_load
+from dlc.ir.tensor.expr import Expr, cast, const
 from dlc.ir.types import TensorType
 from dlc.ops.registry import (
     Attr,
@@ -36,6 +48,42 @@ def _widen(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
     """f16/bf16 operands as f32, so products accumulate in f32."""
     return tuple(x.astype(np.float32) if DType.from_numpy(x.dtype) in _LOW_PRECISION else x
                  for x in xs)
+
+
+def _widened(e: Expr) -> Expr:
+    """A loaded f16/bf16 element as f32, so products accumulate in f32."""
+    return cast(e, DType.f32) if e.dtype in _LOW_PRECISION else e
+
+
+def _batch_index(x: Tensor, batch_rank: int, out_axes: Sequence[Expr]) -> list[Expr]:
+    """`x`'s batch indices (all but its last two axes) under NumPy broadcasting."""
+    dims = x.shape[:-2]
+    offset = batch_rank - len(dims)
+    return [const(0) if d is const(1) else out_axes[offset + k]
+            for k, d in enumerate(dims)]
+
+
+def _contraction(ctx: LowerContext, body: Callable[..., Expr], axes: Sequence[ReduceAxis],
+                 epilogue: Callable[..., Expr] | None = None) -> Tensor:
+    """The node's output: the sum of `body(*out_axes)` over `axes`, then `epilogue`.
+
+    The sum runs in the body's (widened) dtype. When the output dtype is narrower, or an
+    `epilogue(acc, *out_axes)` is given, a second tensor applies it and casts; it reads the
+    sum at its own position, so lowering fuses it into the accumulator's write.
+    """
+    shape, dtype = ctx.out_shape(), ctx.out_dtype()
+    names = ctx.axis_names(len(shape))
+
+    def summed(*out: Expr) -> Reduce | Expr:
+        value = body(*out)
+        return reduce("sum", value, axes) if axes else value
+
+    if epilogue is None and dtype not in _LOW_PRECISION:
+        return compute(shape, summed, ctx.name(), axis_names=names)
+    acc = compute(shape, summed, ctx.name("sum"), axis_names=names)
+    finish = epilogue or (lambda value, *out: value)
+    return compute(shape, lambda *out: cast(finish(acc[out], *out), dtype), ctx.name(),
+                   axis_names=names)
 
 
 def _check_k(op: OpDef, a: TensorType, b: TensorType, ka: Dim, kb: Dim) -> None:
@@ -67,6 +115,19 @@ class Matmul(OpDef):
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.asarray(np.matmul(*_widen(a, b))).astype(a.dtype)
 
+    def compute(self, ctx: LowerContext, a: Tensor, b: Tensor) -> Tensor:
+        k = reduce_axis(a.shape[-1], ctx.name("rk"))
+        batch = len(ctx.out_shape()) - (a.ndim > 1) - (b.ndim > 1)
+
+        def product(*out: Expr) -> Expr:
+            m = out[batch:batch + 1] if a.ndim > 1 else ()  # a vector operand has no row
+            n = out[-1:] if b.ndim > 1 else ()  # ... nor a column
+            ia = (*_batch_index(a, batch, out), *m, k.var)
+            ib = (*_batch_index(b, batch, out), k.var, *n)
+            return _widened(a[ia]) * _widened(b[ib])
+
+        return _contraction(ctx, product, [k])
+
 
 @register_op
 class BatchMatmul(OpDef):
@@ -89,6 +150,14 @@ class BatchMatmul(OpDef):
 
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.matmul(*_widen(a, b)).astype(a.dtype)
+
+    def compute(self, ctx: LowerContext, a: Tensor, b: Tensor) -> Tensor:
+        k = reduce_axis(a.shape[2], ctx.name("rk"))
+
+        def product(n: Expr, i: Expr, j: Expr) -> Expr:
+            return _widened(a[n, i, k.var]) * _widened(b[n, k.var, j])
+
+        return _contraction(ctx, product, [k])
 
 
 @register_op
@@ -120,6 +189,19 @@ class Linear(OpDef):
         if bias is not None:
             out = out + _widen(bias)[0]
         return np.asarray(out).astype(x.dtype)
+
+    def compute(self, ctx: LowerContext, x: Tensor, w: Tensor, bias: Tensor | None = None
+                ) -> Tensor:
+        k = reduce_axis(x.shape[-1], ctx.name("rk"))
+
+        def product(*out: Expr) -> Expr:
+            return _widened(x[(*out[:-1], k.var)]) * _widened(w[out[-1], k.var])
+
+        def add_bias(acc: Expr, *out: Expr) -> Expr:
+            assert bias is not None
+            return acc + _widened(broadcast_load(bias, out))
+
+        return _contraction(ctx, product, [k], add_bias if bias is not None else None)
 
 
 def parse_einsum(op: OpDef, equation: str, ranks: list[int]
@@ -195,3 +277,29 @@ class Einsum(OpDef):
 
     def reference(self, *xs: np.ndarray, equation: str) -> np.ndarray:
         return np.asarray(np.einsum(equation, *_widen(*xs))).astype(xs[0].dtype)
+
+    def compute(self, ctx: LowerContext, *xs: Tensor, equation: str) -> Tensor:
+        ins, out = parse_einsum(self, equation, [x.ndim for x in xs])
+        sizes: dict[str, Expr] = {}
+        for x, labels in zip(xs, ins):
+            for lab, d in zip(labels, x.shape):
+                if lab not in sizes or sizes[lab] is const(1):  # a broadcast axis may be 1
+                    sizes[lab] = d
+        summed = [lab for lab in sizes if lab not in out]
+        # labels are letters, or `.0`, `.1`, ... for broadcast axes
+        axes = {lab: reduce_axis(sizes[lab], ctx.name(f"r{lab.replace('.', 'e')}"))
+                for lab in summed}
+
+        def product(*out_axes: Expr) -> Expr:
+            index = dict(zip(out, out_axes)) | {lab: ax.var for lab, ax in axes.items()}
+            terms = []
+            for x, labels in zip(xs, ins):
+                idx = tuple(const(0) if lab.startswith(".") and d is const(1) else index[lab]
+                            for lab, d in zip(labels, x.shape))
+                terms.append(_widened(x[idx]))
+            value = terms[0]
+            for t in terms[1:]:
+                value = value * t
+            return value
+
+        return _contraction(ctx, product, list(axes.values()))

@@ -14,18 +14,27 @@ from its operands' actual shapes, then asks `concrete_dims` for the rest:
 * the rest (a symbolic slice bound, split size or fill shape) needs the size bindings:
   the interpreter evaluates `dims` attributes under them, and `concrete_dims` raises a
   clear error when it did not.
+
+Lowering: each op's `compute` is an index remapping, `out[i, j, ...] = x[f(i, j, ...)]`,
+so lowering inlines it into whatever reads it. Sizes are index expressions (a symbol `N`
+is a kernel size parameter). Every load is in bounds for every output position: where a
+select picks between inputs (concat) or a fill value (constant pad), the loads it does not
+pick are clamped, because generated code evaluates both arms of a select.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import sympy
 
 from dlc.ir.symbolic import Dim, ceildiv, dim, dims_equal, floordiv, free_symbols, product
+from dlc.ir.tensor.compute import Tensor, compute
+from dlc.ir.tensor.context import LowerContext
+from dlc.ir.tensor.expr import Expr, as_expr, call, compare, const, logical, max_, min_, select
 from dlc.ir.types import TensorType
 from dlc.ops.registry import (
     Attr,
@@ -65,6 +74,91 @@ def _provably_different(a: Dim, b: Dim) -> bool:
 
 def _shape(dims: Sequence[Dim]) -> str:
     return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+# -- lowering helpers ------------------------------------------------------------------
+
+
+def _remap(ctx: LowerContext, x: Tensor, index: Callable[..., Sequence[Expr]],
+           out: int = 0) -> Tensor:
+    """Output `out` of the node: `x` read at `index(*output_axes)`."""
+    shape = ctx.out_shape(out)
+    names = [f"{n}_{out}" if out else n for n in ctx.axis_names(len(shape))]
+    return compute(shape, lambda *axes: x[tuple(index(*axes))],
+                   ctx.name(str(out) if out else ""), axis_names=names)
+
+
+def _is_one(d: Expr) -> bool:
+    return d is const(1)
+
+
+def _linear(axes: Sequence[Expr], dims: Sequence[Expr]) -> Expr:
+    """Row-major position of `axes` in an array of shape `dims`."""
+    out = const(0)
+    for a, d in zip(axes, dims):
+        out = out * d + a
+    return out
+
+
+def _delinear(position: Expr, dims: Sequence[Expr]) -> list[Expr]:
+    """Row-major indices of `position` in `dims` (the outermost is not wrapped)."""
+    out = []
+    for d in reversed(dims[1:]):
+        out.append(position % d)
+        position = position // d
+    return [position, *reversed(out)]
+
+
+def _reshape_index(axes: Sequence[Expr], out_shape: Sequence[Expr],
+                   in_shape: Sequence[Expr]) -> list[Expr]:
+    """Input indices of output element `axes` of a row-major reshape.
+
+    Size-1 axes are dropped and the rest matched in groups of equal element count, so
+    [N, 3, 4] -> [N, 12] maps `N` directly and only the last group linearizes its output
+    indices and splits the position over its input sizes. Past the first pair it cannot
+    match (a symbolic size against another), one group takes everything that is left.
+    """
+    outs = [k for k, d in enumerate(out_shape) if not _is_one(d)]
+    ins = [k for k, d in enumerate(in_shape) if not _is_one(d)]
+    index = [const(0)] * len(in_shape)
+    i = j = 0
+    while i < len(outs) or j < len(ins):
+        i0, j0 = i, j
+        if i < len(outs) and j < len(ins):
+            po, pi = out_shape[outs[i]], in_shape[ins[j]]
+            i, j = i + 1, j + 1
+            while po is not pi and po.is_const and pi.is_const:
+                if po.value < pi.value and i < len(outs):
+                    po, i = po * out_shape[outs[i]], i + 1
+                elif pi.value < po.value and j < len(ins):
+                    pi, j = pi * in_shape[ins[j]], j + 1
+                else:
+                    break
+            if po is not pi:
+                i, j = len(outs), len(ins)
+        else:
+            i, j = len(outs), len(ins)
+        group_out, group_in = outs[i0:i], ins[j0:j]
+        position = _linear([axes[k] for k in group_out], [out_shape[k] for k in group_out])
+        for k, e in zip(group_in, _delinear(position, [in_shape[k] for k in group_in])):
+            index[k] = e
+    return index
+
+
+def _clamp(i: Expr, size: Expr, low: bool = True, high: bool = True) -> Expr:
+    """`i` clamped into [0, size); `low`/`high` False when that side cannot be crossed."""
+    if high:
+        i = min_(i, size - 1)
+    if low:
+        i = max_(i, 0)
+    return i
+
+
+def _all(conds: Sequence[Expr]) -> Expr:
+    out = const(True)
+    for c in conds:
+        out = logical("and", out, c)
+    return out
 
 
 # -- views -------------------------------------------------------------------------------
@@ -112,6 +206,10 @@ class Reshape(OpDef):
             shape = tuple(-1 if i == unknown[0] else d for i, d in enumerate(shape))
         return x.reshape(concrete_dims(self.name, shape, "shape"))
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, shape: tuple[Dim, ...]) -> Tensor:
+        out_shape = ctx.out_shape()
+        return _remap(ctx, x, lambda *axes: _reshape_index(axes, out_shape, x.shape))
+
 
 @register_op
 class Flatten(OpDef):
@@ -139,6 +237,10 @@ class Flatten(OpDef):
         s, e = self._range(x.ndim, start, end)
         return x.reshape(*x.shape[:s], -1, *x.shape[e + 1:])
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, start: int, end: int) -> Tensor:
+        out_shape = ctx.out_shape()
+        return _remap(ctx, x, lambda *axes: _reshape_index(axes, out_shape, x.shape))
+
 
 @register_op
 class Permute(OpDef):
@@ -162,6 +264,17 @@ class Permute(OpDef):
     def reference(self, x: np.ndarray, *, perm: tuple[int, ...]) -> np.ndarray:
         return np.transpose(x, self._perm(x.ndim, perm))
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, perm: tuple[int, ...]) -> Tensor:
+        norm = self._perm(x.ndim, perm)
+
+        def index(*axes: Expr) -> list[Expr]:
+            out = [const(0)] * x.ndim
+            for axis, p in zip(axes, norm):  # output axis i reads input axis perm[i]
+                out[p] = axis
+            return out
+
+        return _remap(ctx, x, index)
+
 
 @register_op
 class Squeeze(OpDef):
@@ -182,6 +295,15 @@ class Squeeze(OpDef):
 
     def reference(self, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
         return np.squeeze(x, normalize_axes(axes, x.ndim, self.name))
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, axes: tuple[int, ...]) -> Tensor:
+        drop = normalize_axes(axes, x.ndim, self.name)
+
+        def index(*out: Expr) -> list[Expr]:
+            rest = iter(out)
+            return [const(0) if k in drop else next(rest) for k in range(x.ndim)]
+
+        return _remap(ctx, x, index)
 
 
 @register_op
@@ -207,6 +329,10 @@ class Unsqueeze(OpDef):
 
     def reference(self, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
         return x.reshape(self._out_shape(x.shape, axes))
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, axes: tuple[int, ...]) -> Tensor:
+        new = normalize_axes(axes, x.ndim + len(axes), self.name)
+        return _remap(ctx, x, lambda *out: [a for k, a in enumerate(out) if k not in new])
 
 
 @register_op
@@ -242,6 +368,11 @@ class Expand(OpDef):
                                                       and x.shape[i - lead] != 1) else d
                  for i, d in enumerate(shape)]
         return np.broadcast_to(x, concrete_dims(self.name, sizes, "shape")).copy()
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, shape: tuple[Dim, ...]) -> Tensor:
+        lead = len(ctx.out_shape()) - x.ndim  # new leading axes; size-1 axes read index 0
+        return _remap(ctx, x, lambda *axes: [const(0) if _is_one(d) else axes[lead + k]
+                                             for k, d in enumerate(x.shape)])
 
 
 @register_op
@@ -325,6 +456,31 @@ class LayoutTransform(OpDef):
         x = x.reshape(split_shape)
         return np.ascontiguousarray(np.transpose(x, [split_names.index(a) for a, _ in dst]))
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, src_layout: str, dst_layout: str
+                ) -> Tensor:
+        src, dst = self._check(src_layout, dst_layout)
+
+        dst_block = {a.upper(): f for a, f in dst if a.islower()}
+        src_block = {a.upper(): f for a, f in src if a.islower()}
+
+        def index(*axes: Expr) -> list[Expr]:
+            at = dict(zip((a for a, _ in dst), axes))
+            out = []
+            for a, f in src:
+                whole = a.upper()
+                pos = at[whole]  # the position along the whole (unblocked) axis
+                if whole in dst_block:
+                    pos = pos * dst_block[whole] + at[whole.lower()]
+                if a.islower():
+                    out.append(pos % f)
+                elif a in src_block:
+                    out.append(pos // src_block[a])
+                else:
+                    out.append(pos)
+            return out
+
+        return _remap(ctx, x, index)
+
 
 # -- joins and splits -------------------------------------------------------------------
 
@@ -356,6 +512,29 @@ class Concat(OpDef):
     def reference(self, *xs: np.ndarray, axis: int) -> np.ndarray:
         return np.concatenate(xs, axis=axis)
 
+    def compute(self, ctx: LowerContext, *xs: Tensor, axis: int) -> Tensor:
+        a = normalize_axis(axis, xs[0].ndim, self.name)
+        # an input with no elements along the axis is never read (unless all are empty)
+        parts = [x for x in xs if x.shape[a] is not const(0)] or [xs[0]]
+        starts = [const(0)]
+        for x in parts[:-1]:
+            starts.append(starts[-1] + x.shape[a])
+        shape = ctx.out_shape()
+
+        def body(*axes: Expr) -> Expr:
+            # out[..., j, ...] = x_k[..., j - start_k, ...] for the last k with start_k <= j;
+            # the other loads are clamped into their inputs (a select evaluates both arms)
+            j, last = axes[a], len(parts) - 1
+            value = const(0)
+            for k in reversed(range(len(parts))):
+                pos = _clamp(j - starts[k], parts[k].shape[a], low=k > 0, high=k < last)
+                load = parts[k][(*axes[:a], pos, *axes[a + 1:])]
+                value = load if k == last else select(compare("lt", j, starts[k + 1]), load,
+                                                      value)
+            return value
+
+        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
 
 @register_op
 class Stack(OpDef):
@@ -379,6 +558,19 @@ class Stack(OpDef):
 
     def reference(self, *xs: np.ndarray, axis: int) -> np.ndarray:
         return np.stack(xs, axis=axis)
+
+    def compute(self, ctx: LowerContext, *xs: Tensor, axis: int) -> Tensor:
+        a = normalize_axis(axis, xs[0].ndim + 1, self.name)
+        shape = ctx.out_shape()
+
+        def body(*axes: Expr) -> Expr:
+            index = (*axes[:a], *axes[a + 1:])  # every operand has the same shape
+            value = xs[-1][index]
+            for k in reversed(range(len(xs) - 1)):
+                value = select(compare("eq", axes[a], k), xs[k][index], value)
+            return value
+
+        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
 
 
 @register_op
@@ -407,6 +599,18 @@ class Split(OpDef):
             sizes = tuple(x.shape[axis] - known if not isinstance(s, int) else s for s in sizes)
         cuts = np.cumsum(concrete_dims(self.name, sizes, "sizes"))[:-1]
         return tuple(np.split(x, cuts, axis=axis))
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, sizes: tuple[Dim, ...], axis: int
+                ) -> tuple[Tensor, ...]:
+        a = normalize_axis(axis, x.ndim, self.name)
+        outs, start = [], const(0)
+        for k in range(len(sizes)):
+            def index(*axes: Expr, start: Expr = start) -> list[Expr]:
+                return [*axes[:a], axes[a] + start, *axes[a + 1:]]
+
+            outs.append(_remap(ctx, x, index, out=k))
+            start = start + ctx.out_shape(k)[a]
+        return tuple(outs)
 
 
 # -- slicing, padding, repetition -------------------------------------------------------
@@ -439,6 +643,18 @@ def _length(lo: Dim, hi: Dim, step: int) -> Dim:
         diff = sympy.sympify(hi - lo)
     count = diff if step == 1 else ceildiv(dim(diff), step)
     return dim(sympy.Max(0, count))
+
+
+def _slice_start(start: Dim, size: Expr) -> Expr:
+    """The first index a positive-step slice reads, as `_bound` computes it, at run time."""
+    if isinstance(start, int):
+        if start >= INT64_MAX // 2:
+            return size
+        return min_(const(start), size) if start >= 0 else max_(size + start, 0)
+    e, sign = as_expr(start), sympy.sympify(start)
+    if sign.is_negative:
+        e = e + size
+    return min_(e if sign.is_nonnegative else max_(e, 0), size)
 
 
 @register_op
@@ -494,6 +710,25 @@ class Slice(OpDef):
             index[axis] = slice(start, end, step)
         return x[tuple(index)].copy()
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, axes: tuple[int, ...],
+                starts: tuple[Dim, ...], ends: tuple[Dim, ...],
+                steps: tuple[int, ...] | None) -> Tensor:
+        steps = self._steps(axes, starts, ends, steps)
+        first: dict[int, tuple[Expr, int]] = {}  # axis -> (first index read, step)
+        for axis, start, end, step in zip(axes, starts, ends, steps):
+            a = normalize_axis(axis, x.ndim, self.name)
+            size = x.shape[a]
+            if size.is_const and isinstance(start, int) and isinstance(end, int):
+                first[a] = (const(slice(start, end, step).indices(size.value)[0]), step)
+            else:  # positive step (the type rule says so): start clamped into [0, size]
+                first[a] = (_slice_start(start, size), step)
+
+        def index(*out: Expr) -> list[Expr]:
+            return [first[k][0] + o * first[k][1] if k in first else o
+                    for k, o in enumerate(out)]
+
+        return _remap(ctx, x, index)
+
 
 @register_op
 class Flip(OpDef):
@@ -512,8 +747,34 @@ class Flip(OpDef):
     def reference(self, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
         return np.flip(x, normalize_axes(axes, x.ndim, self.name)).copy()
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, axes: tuple[int, ...]) -> Tensor:
+        flip = normalize_axes(axes, x.ndim, self.name)
+        return _remap(ctx, x, lambda *out: [x.shape[k] - 1 - o if k in flip else o
+                                            for k, o in enumerate(out)])
+
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_index(mode: str, i: Expr, size: Expr) -> Expr:
+    """Where a reflect/replicate/circular pad reads input position `i` (may be outside)."""
+    if mode == "replicate":
+        return _clamp(i, size)
+    if mode == "circular":
+        return i % size
+    # reflect: mirror about the edges without repeating them. With a static size the type
+    # rule keeps pads below it, so one mirror suffices; a symbolic size might not be, so
+    # fold `i` into one period first (NumPy's repeated reflection).
+    last = size - 1
+    if not size.is_const:
+        i = i % max_(last * 2, 1)
+    return last - call("abs", last - call("abs", i))
+
+
+def _fill(ctx: LowerContext, value: Expr) -> Tensor:
+    """The node's output with every element `value`."""
+    shape = ctx.out_shape()
+    return compute(shape, lambda *axes: value, ctx.name(), axis_names=ctx.axis_names(len(shape)))
 
 
 @register_op
@@ -560,6 +821,35 @@ class Pad(OpDef):
                      for i, (b, e) in enumerate(zip(pads[:rank], pads[rank:])))
         return np.ascontiguousarray(out[crop])
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, pads: tuple[int, ...], mode: str,
+                value: float) -> Tensor:
+        rank = x.ndim
+        begins, ends = pads[:rank], pads[rank:]
+        if mode != "constant":
+            def index(*out: Expr) -> list[Expr]:
+                return [_pad_index(mode, o - b, d) if b or e else o
+                        for o, d, b, e in zip(out, x.shape, begins, ends)]
+
+            return _remap(ctx, x, index)
+        fill = const(np.array(value).astype(x.dtype.numpy).item(), x.dtype)
+        if any(d is const(0) for d in x.shape):
+            return _fill(ctx, fill)
+        shape = ctx.out_shape()
+
+        def body(*out: Expr) -> Expr:
+            # inside the input: x[o - begin]; outside: the fill, with the load clamped
+            inside, index = [], []
+            for o, d, b, e in zip(out, x.shape, begins, ends):
+                i = o - b
+                if b > 0:
+                    inside.append(compare("ge", i, 0))
+                if e > 0:
+                    inside.append(compare("lt", i, d))
+                index.append(_clamp(i, d, low=b > 0, high=e > 0))
+            return select(_all(inside), x[tuple(index)], fill)
+
+        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
 
 @register_op
 class Repeat(OpDef):
@@ -582,3 +872,15 @@ class Repeat(OpDef):
 
     def reference(self, x: np.ndarray, *, repeats: tuple[int, ...]) -> np.ndarray:
         return np.tile(x, repeats)
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, repeats: tuple[int, ...]) -> Tensor:
+        lead = len(repeats) - x.ndim
+
+        def index(*out: Expr) -> list[Expr]:
+            index = []
+            for k, d in enumerate(x.shape):
+                o = out[lead + k]  # the leading `lead` output axes only repeat
+                index.append(const(0) if _is_one(d) else o % d if repeats[lead + k] > 1 else o)
+            return index
+
+        return _remap(ctx, x, index)

@@ -34,7 +34,10 @@ class LowerContext:
         return self.out_types[index].dtype
 
     def name(self, hint: str = "") -> str:
-        """A fresh tensor name: `<prefix>` for the first, then `<prefix>_<hint>`..."""
+        """A fresh name: `<prefix>` for the first, then `<prefix>_<hint>`... (never one of
+        the loop-variable names `axis_names` gives)."""
+        if not self.used:
+            self.used.update(f"{self.prefix}_{c}" for c in "ijklmnop")
         base = self.prefix if not hint else f"{self.prefix}_{hint}"
         name, k = base, 1
         while name in self.used:

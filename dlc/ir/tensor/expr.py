@@ -10,7 +10,8 @@ Kinds (`Expr.op`):
   add sub mul div floordiv mod    arithmetic (`div` is true division for floats;
   min max                         floordiv/mod round toward -inf, like Python)
   lt le eq ne gt ge and or not    predicates (dtype bool)
-  select cast call load           `call` is a math intrinsic (exp, log, sqrt, ...)
+  select cast call load           `call` is an intrinsic (exp, log, sqrt, ..., bitwise_and;
+                                  `pow` of integers is exact, wrapping, by squaring)
   ramp broadcast                  vector lanes (produced by vectorization)
 """
 
@@ -26,7 +27,10 @@ _INTERN: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary(
 
 INTRINSICS = ("exp", "log", "sqrt", "rsqrt", "tanh", "erf", "sin", "cos", "abs", "floor",
               "ceil", "round", "pow", "sigmoid", "log1p", "expm1", "isnan", "isinf", "sign",
-              "trunc")
+              "trunc", "exp2", "log2", "log10", "tan", "asin", "acos", "atan", "atan2", "sinh",
+              "cosh", "asinh", "acosh", "atanh", "signbit", "bitwise_and", "bitwise_or",
+              "bitwise_xor")
+PREDICATES = ("isnan", "isinf", "signbit")  # intrinsics whose result is bool
 
 ARITH = ("add", "sub", "mul", "div", "floordiv", "mod", "min", "max")
 COMPARE = ("lt", "le", "eq", "ne", "gt", "ge")
@@ -366,7 +370,7 @@ def call(name: str, *args: Any) -> Expr:
     if name not in INTRINSICS:
         raise ValueError(f"unknown intrinsic {name!r}; known: {', '.join(INTRINSICS)}")
     xs = tuple(as_expr(a) for a in args)
-    dtype = DType.bool if name in ("isnan", "isinf") else xs[0].dtype
+    dtype = DType.bool if name in PREDICATES else xs[0].dtype
     return Expr("call", (name, *xs), dtype, max(x.lanes for x in xs))
 
 

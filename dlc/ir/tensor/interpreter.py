@@ -20,8 +20,13 @@ _MATH = {
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "sin": np.sin,
     "cos": np.cos, "abs": np.abs, "floor": np.floor, "ceil": np.ceil, "round": np.round,
     "log1p": np.log1p, "expm1": np.expm1, "sign": np.sign, "trunc": np.trunc,
-    "isnan": np.isnan, "isinf": np.isinf,
+    "isnan": np.isnan, "isinf": np.isinf, "exp2": np.exp2, "log2": np.log2, "log10": np.log10,
+    "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh,
+    "cosh": np.cosh, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+    "signbit": np.signbit,
 }
+_MATH2 = {"atan2": np.arctan2, "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
+          "bitwise_xor": np.bitwise_xor}
 
 
 def run_func(func: PrimFunc, arrays: Mapping[str, np.ndarray],
@@ -124,8 +129,30 @@ def _eval(e: Expr, env: dict[Any, Any], scalars: dict[str, Any]) -> Any:
                 return np_type(1 / np.sqrt(xs[0]))
             if name == "sigmoid":
                 return np_type(1 / (1 + np.exp(-xs[0])))
+            if name in _MATH2:
+                return np_type(_MATH2[name](xs[0], xs[1]))
+            if name == "pow" and not e.dtype.is_float:
+                return np_type(_int_pow(int(xs[0]), int(xs[1]), e.dtype.numpy))
             if name == "pow":
                 return np_type(np.power(xs[0], xs[1]))
             if name == "erf":
                 return np_type(math.erf(float(xs[0])))
     raise TypeError(f"cannot interpret {op}")
+
+
+def _int_pow(base: int, exp: int, dtype: np.dtype) -> Any:
+    """base ** exp wrapped to `dtype` as the generated squaring loop computes it.
+
+    A negative exponent gives what torch gives: 1 for base 1, +-1 for base -1, else 0.
+    """
+    if exp < 0:
+        if base == -1:
+            return -1 if exp % 2 else 1
+        return 1 if base == 1 else 0
+    if dtype == np.bool_:
+        return bool(base) or exp == 0
+    bits = dtype.itemsize * 8
+    wrapped = pow(base, exp, 1 << bits)
+    if dtype.kind == "i" and wrapped >= 1 << (bits - 1):
+        wrapped -= 1 << bits
+    return wrapped

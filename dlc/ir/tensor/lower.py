@@ -38,7 +38,17 @@ from dlc.ir.tensor.expr import (
     substitute,
     var,
 )
-from dlc.ir.tensor.stmt import Allocate, Buffer, For, PrimFunc, Stmt, Store, seq
+from dlc.ir.tensor.stmt import (
+    Allocate,
+    Buffer,
+    For,
+    IfThenElse,
+    PrimFunc,
+    Stmt,
+    Store,
+    seq,
+    walk,
+)
 
 
 def lower_tensors(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor],
@@ -84,13 +94,31 @@ def lower_tensors(name: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor]
     for buf in reversed(temps):
         body = Allocate(buf, body)
     params = tuple(t.buffer for t in inputs) + tuple(t.buffer for t in outputs)
-    return PrimFunc(name, params, body, sizes=_size_vars(params), comment=comment,
+    return PrimFunc(name, params, body, sizes=_size_vars(params, body), comment=comment,
                     outputs=tuple(t.buffer for t in outputs))
 
 
-def _size_vars(params: Sequence[Buffer]) -> tuple[Expr, ...]:
-    names = sorted({n for b in params for d in b.shape for n in free_vars(d)})
-    return tuple(var(n) for n in names)
+def _size_vars(params: Sequence[Buffer], body: Stmt) -> tuple[Expr, ...]:
+    """Size symbols the kernel needs: those in parameter shapes, and any other free
+    variable of the body (a symbol that only sized an inlined intermediate)."""
+    names = {n for b in params for d in b.shape for n in free_vars(d)}
+    loop_vars: set[str] = set()
+    used: set[str] = set()
+    for s in walk(body):
+        exprs: list[Expr] = []
+        if isinstance(s, For):
+            loop_vars.add(s.var.name)
+            exprs.append(s.extent)
+        elif isinstance(s, Store):
+            exprs.extend((*s.indices, s.value))
+        elif isinstance(s, IfThenElse):
+            exprs.append(s.cond)
+        elif isinstance(s, Allocate):
+            exprs.extend(s.buffer.shape)
+        for e in exprs:
+            used |= free_vars(e)
+    names |= used - loop_vars
+    return tuple(var(n) for n in sorted(names))
 
 
 def _topological(outputs: Sequence[Tensor]) -> list[Tensor]:
