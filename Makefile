@@ -32,5 +32,9 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n $(JOBS) -m "not bench" --durations=15
 
+# The compiler comparison at bench size (never part of the tests): survey_bench/results/
+bench: $(STAMP)
+	$(PY) -m survey_bench --size bench
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
