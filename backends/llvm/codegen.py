@@ -36,8 +36,12 @@ FLOAT_FLAGS = ("reassoc", "contract", "nsz")
 _LLVM_INTRINSIC = {"exp": "llvm.exp", "log": "llvm.log", "sqrt": "llvm.sqrt",
                    "sin": "llvm.sin", "cos": "llvm.cos", "floor": "llvm.floor",
                    "ceil": "llvm.ceil", "round": "llvm.roundeven", "trunc": "llvm.trunc",
-                   "pow": "llvm.pow", "tanh": "llvm.tanh"}
-_LIBM = {"erf": "erf", "log1p": "log1p", "expm1": "expm1"}
+                   "pow": "llvm.pow", "tanh": "llvm.tanh", "exp2": "llvm.exp2",
+                   "log2": "llvm.log2", "log10": "llvm.log10"}
+_LIBM = {"erf": "erf", "log1p": "log1p", "expm1": "expm1", "tan": "tan", "asin": "asin",
+         "acos": "acos", "atan": "atan", "atan2": "atan2", "sinh": "sinh", "cosh": "cosh",
+         "asinh": "asinh", "acosh": "acosh", "atanh": "atanh"}
+_BITWISE = {"bitwise_and": "and_", "bitwise_or": "or_", "bitwise_xor": "xor"}
 
 ALLOCA_LIMIT = 4096  # bytes; larger or symbolic scratch buffers are heap-allocated
 
@@ -329,6 +333,18 @@ class KernelEmitter:
                   ) -> ir.Value:
         ty = compute_type(arg_dtype)
         x = args[0]
+        if name == "pow" and not arg_dtype.is_float:
+            return self.int_pow(x, args[1], arg_dtype.is_signed)
+        if name in _BITWISE:
+            if arg_dtype.is_float:
+                raise CodegenError(f"{name} on {arg_dtype}")
+            return getattr(self.b, _BITWISE[name])(*args)
+        if name == "signbit":
+            if not arg_dtype.is_float:
+                return (self.b.icmp_signed("<", x, ir.Constant(ty, 0)) if arg_dtype.is_signed
+                        else ir.Constant(I1, 0))
+            bits = ir.IntType(_float_bits(arg_dtype))  # bf16 is held as f32
+            return self.b.icmp_signed("<", self.b.bitcast(x, bits), ir.Constant(bits, 0))
         if name in _LLVM_INTRINSIC:
             fn = self._intrinsic(_LLVM_INTRINSIC[name], ty, len(args))
             return self.b.call(fn, args, fastmath=FLOAT_FLAGS)
@@ -358,12 +374,47 @@ class KernelEmitter:
             mag = self.b.call(self._intrinsic("llvm.fabs", ty, 1), [x])
             return self.b.fcmp_ordered("==", mag, ir.Constant(ty, float("inf")))
         if name in _LIBM:
+            if ty == ir.HalfType():  # libm has no f16 functions: compute in f32, round once
+                wide = [self.b.fpext(a, ir.FloatType()) for a in args]
+                return self.b.fptrunc(self.intrinsic(name, DType.f32, DType.f32, wide), ty)
             suffix = "f" if ty == ir.FloatType() else ""
             if ty not in (ir.FloatType(), ir.DoubleType()):
                 raise CodegenError(f"{name} on {arg_dtype}")
-            fn = self._libc(_LIBM[name] + suffix, ty, [ty])
-            return self.b.call(fn, [x])
+            fn = self._libc(_LIBM[name] + suffix, ty, [ty] * len(args))
+            return self.b.call(fn, args)
         raise CodegenError(f"no lowering for intrinsic {name}")
+
+    def int_pow(self, base: ir.Value, exp: ir.Value, signed: bool) -> ir.Value:
+        """base ** exp on integers by squaring, wrapping like NumPy; a negative exponent
+        gives torch's answer (1 for base 1, +-1 for base -1, else 0)."""
+        ty = base.type
+        one, zero = ir.Constant(ty, 1), ir.Constant(ty, 0)
+        pre = self.b.block
+        header = self.fn.append_basic_block("ipow.header")
+        body = self.fn.append_basic_block("ipow.body")
+        done = self.fn.append_basic_block("ipow.exit")
+        self.b.branch(header)
+        self.b.position_at_end(header)
+        result, power, rest = (self.b.phi(ty, name=n) for n in ("ipow.r", "ipow.p", "ipow.e"))
+        for phi, start in ((result, one), (power, base), (rest, exp)):
+            phi.add_incoming(start, pre)
+        more = (self.b.icmp_signed(">", rest, zero) if signed
+                else self.b.icmp_unsigned("!=", rest, zero))
+        self.b.cbranch(more, body, done)
+        self.b.position_at_end(body)
+        odd = self.b.trunc(rest, I1) if ty != I1 else rest
+        result.add_incoming(self.b.select(odd, self.b.mul(result, power), result), body)
+        power.add_incoming(self.b.mul(power, power), body)
+        rest.add_incoming(self.b.lshr(rest, one) if ty != I1 else zero, body)
+        self.b.branch(header)
+        self.b.position_at_end(done)
+        if not signed:
+            return result
+        minus = ir.Constant(ty, -1)
+        odd = self.b.trunc(exp, I1)
+        unit = self.b.select(self.b.icmp_signed("==", base, one), one, self.b.select(
+            self.b.icmp_signed("==", base, minus), self.b.select(odd, minus, one), zero))
+        return self.b.select(self.b.icmp_signed("<", exp, zero), unit, result)
 
 
 def _float_bits(d: DType) -> int:
