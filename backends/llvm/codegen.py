@@ -66,6 +66,7 @@ class KernelEmitter:
             arg.add_attribute("noalias")  # the memory planner never aliases kernel operands
             self.buffers[buf] = arg
         self.scalars: dict[str, ir.Value] = {}
+        self.memo: dict[Expr, ir.Value] = {}
         for arg, size in zip(self.fn.args[len(func.params):], func.sizes):
             arg.name = size.name
             self.scalars[size.name] = arg
@@ -85,6 +86,9 @@ class KernelEmitter:
         return self.fn
 
     def stmt(self, s: Stmt) -> None:
+        # Values computed for one statement are reused within it (a fused chain reads its
+        # input several times); a store or a new block invalidates them.
+        self.memo.clear()
         if isinstance(s, Seq):
             for x in s.stmts:
                 self.stmt(x)
@@ -222,7 +226,15 @@ class KernelEmitter:
 
     # -- expressions -----------------------------------------------------------------------
     def expr(self, e: Expr) -> ir.Value:
-        """The LLVM value of a scalar expression."""
+        """The LLVM value of a scalar expression (each distinct sub-expression once)."""
+        found = self.memo.get(e)
+        if found is not None:
+            return found
+        value = self._expr(e)
+        self.memo[e] = value
+        return value
+
+    def _expr(self, e: Expr) -> ir.Value:
         if e.lanes != 1:
             raise CodegenError("vector expressions are produced by the vectorizer, "
                                "not emitted directly")
@@ -310,6 +322,11 @@ class KernelEmitter:
     def convert(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
         """C-style conversion (floats truncate toward zero into integers)."""
         st, dt = compute_type(src), compute_type(dst)
+        if dst == DType.bf16 and src != DType.bf16:
+            # registers hold bf16 widened to f32: round to bf16 precision here, so a fused
+            # chain rounds where the unfused one would store and reload
+            wide = self.convert(v, src, DType.f32)
+            return self.from_memory(self.to_memory(wide, DType.bf16), DType.bf16)
         if st == dt:
             return v
         if dst == DType.bool:

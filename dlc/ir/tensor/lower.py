@@ -153,7 +153,7 @@ class _Inliner:
     def __call__(self, e: Expr) -> Expr:
         if e in self.memo:
             return self.memo[e]
-        if not children(e):
+        if not children(e) and e.op != "load":  # a rank-0 load is a leaf that may inline
             return e
         args = tuple(self(a) if isinstance(a, Expr) else a for a in e.args)
         if e.op == "load" and args[0] in self.inline:
