@@ -8,6 +8,12 @@ the values of the size symbols. The entry calls the kernels in order with their 
 slots and returns 0, or the 1-based index of the kernel whose debug bounds check failed.
 Python fills the slot table once per shape binding and the input/output slots per call,
 so a call costs one ctypes transition, with the GIL released.
+
+A sparse value owns one slot per component buffer (`dlc.sparse.COMPONENTS`: a CSR value
+has `indptr`, `indices` and `values`; COO has `indices` and `values`). A `SparseMatrix`
+argument is checked and split into those slots, a sparse intermediate gets an arena slice
+per component, and a sparse output is allocated per component and returned as a
+`SparseMatrix`. Its `nnz` is a size symbol, bound from the inputs like any other.
 """
 
 from __future__ import annotations
@@ -30,7 +36,16 @@ from dlc.ir.graph import Constant, Graph, Node, Value
 from dlc.ir.printer import Namer
 from dlc.ir.symbolic import evaluate
 from dlc.ir.tensor.stmt import PrimFunc
-from dlc.ir.types import TensorType
+from dlc.ir.types import SparseTensorType, TensorType
+from dlc.sparse import (
+    SparseComponent,
+    SparseMatrix,
+    buffer_keys,
+    component_arrays,
+    from_components,
+)
+
+BufferKey = Value | SparseComponent  # what a slot holds: a dense value or a sparse component
 
 ALIGN = 64  # bytes: one cache line, and the width of an AVX-512 vector
 
@@ -45,13 +60,19 @@ class ModelKernels:
 
     graph: Graph
     groups: list[LoweredGroup]
-    slots: dict[Value, int]  # value -> index in the slot table
+    slots: dict[BufferKey, int]  # buffer -> index in the slot table
     symbols: list[str]  # order of the sizes array
     names: dict[Value, str] = field(default_factory=dict)
 
     @property
     def funcs(self) -> list[PrimFunc]:
         return [g.func for g in self.groups]
+
+    def buffer_name(self, key: BufferKey) -> str:
+        """`v3`, or `v3_indptr` for a component of a sparse value."""
+        if isinstance(key, SparseComponent):
+            return f"{self.names[key.value]}_{key.field}"
+        return self.names[key]
 
 
 def value_names(graph: Graph) -> dict[Value, str]:
@@ -74,9 +95,10 @@ def lower_model(graph: Graph, groups: Sequence[Sequence[Node]]) -> ModelKernels:
     names = value_names(graph)
     lowered = [lower_group(graph, nodes, f"k{i}_{_kernel_label(nodes)}", names)
                for i, nodes in enumerate(groups)]
-    slots: dict[Value, int] = {}
+    slots: dict[BufferKey, int] = {}
     for v in [*graph.inputs, *graph.constant_values()]:
-        slots.setdefault(v, len(slots))
+        for key in buffer_keys(v):
+            slots.setdefault(key, len(slots))
     for g in lowered:
         for v in [*g.inputs, *g.outputs]:
             slots.setdefault(v, len(slots))
@@ -110,7 +132,7 @@ def emit_module(model: ModelKernels, debug: bool = False) -> ir.Module:
         args = []
         for v in [*g.inputs, *g.outputs]:
             ptr = b.gep(slots_arg, [ir.Constant(I64, model.slots[v])], source_etype=PTR)
-            args.append(b.load(ptr, typ=PTR, name=model.names[v]))
+            args.append(b.load(ptr, typ=PTR, name=model.buffer_name(v)))
         args += [sizes[s.name] for s in g.func.sizes]
         status = b.call(fn, args, name=f"status{k}")
         ok = entry.append_basic_block(f"after_k{k}")
@@ -154,18 +176,27 @@ class Executable:
         sizes = (ctypes.c_int64 * max(len(key), 1))(*key)
         keep = []
         for v, a in zip(graph.inputs, args):
-            a = np.ascontiguousarray(a)
-            keep.append(a)
-            self._slots[self.model.slots[v]] = a.ctypes.data
-        outputs = []
-        for v in graph.outputs:
-            if v in self.model.slots and not isinstance(v, Constant) and v not in graph.inputs:
-                shape = tuple(evaluate(d, bindings) for d in v.type.shape)
-                out = np.empty(shape, dtype=v.type.dtype.numpy)
-                self._slots[self.model.slots[v]] = out.ctypes.data
-                outputs.append(out)
+            if isinstance(a, SparseMatrix):  # one slot per component, structure checked
+                arrays = component_arrays(a)
+                buffers = {k: arrays[k.field] for k in buffer_keys(v)}
             else:
+                buffers = {v: np.ascontiguousarray(a)}
+            keep.append(buffers)
+            for k, array in buffers.items():
+                self._slots[self.model.slots[k]] = array.ctypes.data
+        outputs: list[Any] = []
+        for v in graph.outputs:
+            if v in graph.inputs or isinstance(v, Constant) or \
+                    buffer_keys(v)[0] not in self.model.slots:
                 outputs.append(None)
+                continue
+            arrays = {}
+            for k in buffer_keys(v):
+                t = k.type
+                out = np.empty(tuple(evaluate(d, bindings) for d in t.shape), t.dtype.numpy)
+                arrays[k.field if isinstance(k, SparseComponent) else ""] = out
+                self._slots[self.model.slots[k]] = out.ctypes.data
+            outputs.append(arrays)
         status = self._entry(ctypes.addressof(self._slots), ctypes.addressof(sizes))
         if status != 0:
             g = self.model.groups[status - 1] if 0 < status <= len(self.model.groups) else None
@@ -173,10 +204,15 @@ class Executable:
             raise KernelFault(f"out-of-bounds access in {where}")
         results = []
         for v, out in zip(graph.outputs, outputs):
-            if out is not None:
-                results.append(out)
+            if out is not None and isinstance(v.type, SparseTensorType):
+                shape = tuple(int(evaluate(d, bindings)) for d in v.type.shape)
+                results.append(from_components(v.type, shape, out))
+            elif out is not None:
+                results.append(out[""])
             elif isinstance(v, Constant):
                 results.append(np.array(v.data))
+            elif isinstance(args[graph.inputs.index(v)], SparseMatrix):
+                results.append(args[graph.inputs.index(v)])
             else:
                 results.append(np.array(args[graph.inputs.index(v)]))
         return results
@@ -187,7 +223,26 @@ class Executable:
         base = self._arena_buf.ctypes.data
         base += (-base) % ALIGN
         for v, offset in self.arena.offsets(bindings).items():
-            self._slots[self.model.slots[v]] = base + offset
+            for key, delta in _component_offsets(v, bindings):
+                if key in self.model.slots:  # a dead value is planned but never written
+                    self._slots[self.model.slots[key]] = base + offset + delta
+
+
+def _component_offsets(key: BufferKey, bindings: dict[str, int]
+                       ) -> list[tuple[BufferKey, int]]:
+    """The buffers of one arena entry and their byte offsets in it.
+
+    A memory plan may place a whole sparse value as one block (`plan-memory` sizes it as
+    the sum of its arrays): its components follow each other in `COMPONENTS` order, i64
+    index arrays first and the values last, so every component stays 8-byte aligned.
+    """
+    if not (isinstance(key, Value) and isinstance(key.type, SparseTensorType)):
+        return [(key, 0)]
+    out, delta = [], 0
+    for k in buffer_keys(key):
+        out.append((k, delta))
+        delta += int(evaluate(_nbytes(k.type), bindings))
+    return out
 
 
 @dataclass
@@ -197,21 +252,21 @@ class ArenaPlan:
     Offsets and sizes may be symbolic; they are evaluated once per shape binding.
     """
 
-    placement: dict[Value, tuple[Any, Any]]  # value -> (offset, nbytes), ints or sympy
+    placement: dict[BufferKey, tuple[Any, Any]]  # buffer -> (offset, nbytes), ints or sympy
     total: Any
 
     def size(self, bindings: dict[str, int]) -> int:
         return int(evaluate(self.total, bindings)) if self.placement else 0
 
-    def offsets(self, bindings: dict[str, int]) -> dict[Value, int]:
+    def offsets(self, bindings: dict[str, int]) -> dict[BufferKey, int]:
         return {v: int(evaluate(off, bindings)) for v, (off, _) in self.placement.items()}
 
 
 def naive_arena(model: ModelKernels) -> ArenaPlan:
     """Every intermediate in a buffer of its own (no reuse): the O0 memory plan."""
     graph = model.graph
-    skip = set(graph.inputs) | set(graph.outputs)
-    placement: dict[Value, tuple[Any, Any]] = {}
+    skip = {k for v in [*graph.inputs, *graph.outputs] for k in buffer_keys(v)}
+    placement: dict[BufferKey, tuple[Any, Any]] = {}
     offset: Any = 0
     for g in model.groups:
         for v in g.outputs:

@@ -4,6 +4,16 @@ Each node's op supplies its compute definition (`op.compute`, declared with the 
 Group inputs become placeholders, the group's outputs are materialized, and everything
 in between is inlined where it is elementwise or injective (see dlc.ir.tensor.lower), so
 a fused group reads and writes memory once.
+
+A sparse value crosses a group boundary as its component buffers (`dlc.sparse`): a CSR
+input `%a` becomes the placeholders `a_indptr`, `a_indices`, `a_values`, the op's compute
+receives them bundled as a `SparseTensor`, and a sparse result is written to its
+components, each a kernel parameter of its own:
+
+    %2 = sparse.coo_to_csr(%1) : csr<f32>[6, 6, nnz=E]
+    ->
+    kernel @k1_coo_to_csr(v1_indices: i64[2, E], v1_values: f32[E],
+                          v2_indptr: i64[7], v2_indices: i64[E], v2_values: f32[E])
 """
 
 from __future__ import annotations
@@ -18,16 +28,18 @@ from dlc.ir.tensor.context import LowerContext
 from dlc.ir.tensor.expr import as_expr, from_sympy
 from dlc.ir.tensor.lower import lower_tensors
 from dlc.ir.tensor.stmt import PrimFunc
-from dlc.ir.types import TensorType
+from dlc.ir.types import SparseTensorType, TensorType
+from dlc.sparse import SparseComponent, SparseTensor, buffer_keys
 
 
 @dataclass(frozen=True)
 class LoweredGroup:
-    """A kernel and the graph values bound to its parameters (inputs, then outputs)."""
+    """A kernel and the buffers bound to its parameters (inputs, then outputs): a dense
+    graph value each, or one component of a sparse one (`dlc.sparse.buffer_keys`)."""
 
     func: PrimFunc
-    inputs: tuple[Value, ...]
-    outputs: tuple[Value, ...]
+    inputs: tuple[Value | SparseComponent, ...]
+    outputs: tuple[Value | SparseComponent, ...]
     nodes: tuple[Node, ...]
 
 
@@ -69,24 +81,33 @@ def lower_group(graph: Graph, nodes: Sequence[Node], name: str,
                 names: dict[Value, str]) -> LoweredGroup:
     """The PrimFunc of a group; `names` gives each graph value its buffer name."""
     inputs, outputs = group_boundary(graph, nodes)
-    tensors: dict[Value, Tensor] = {}
-    placeholders = []
+    tensors: dict[Value, Tensor | SparseTensor] = {}
     for v in inputs:
-        t = placeholder(_shape(v.type), v.type.dtype, names[v])
-        tensors[v] = t
-        placeholders.append(t)
+        if isinstance(v.type, SparseTensorType):
+            tensors[v] = SparseTensor.placeholder(v.type, names[v])
+        else:
+            tensors[v] = placeholder(_shape(v.type), v.type.dtype, names[v])
     for node in nodes:
         ctx = LowerContext(tuple(v.type for v in node.outputs), names[node.outputs[0]])
         result = node.op.compute(ctx, *(tensors[v] for v in node.inputs), **node.attrs)
         results = result if isinstance(result, tuple) else (result,)
         for v, t in zip(node.outputs, results):
-            t.tag = node.op.name
+            for part in _buffers(t):
+                part.tag = node.op.name
             tensors[v] = t
     comment = "graph nodes: " + ", ".join(
         f"%{names[n.outputs[0]]} {n.op.name}" + (f" ({n.loc.describe()})" if n.loc else "")
         for n in nodes)
-    func = lower_tensors(name, placeholders, [tensors[v] for v in outputs], comment=comment)
-    return LoweredGroup(func, tuple(inputs), tuple(outputs), tuple(nodes))
+    placeholders = [t for v in inputs for t in _buffers(tensors[v])]
+    results = [t for v in outputs for t in _buffers(tensors[v])]
+    func = lower_tensors(name, placeholders, results, comment=comment)
+    return LoweredGroup(func, tuple(k for v in inputs for k in buffer_keys(v)),
+                        tuple(k for v in outputs for k in buffer_keys(v)), tuple(nodes))
+
+
+def _buffers(t: Tensor | SparseTensor) -> list[Tensor]:
+    """A value's tensors in parameter order: itself, or a sparse value's components."""
+    return t.tensors() if isinstance(t, SparseTensor) else [t]
 
 
 def _shape(t: TensorType) -> tuple:
