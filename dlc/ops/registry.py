@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlc.errors import AttributeError_, TypeInferenceError, UnsupportedOpError, MissingOp, closest
+from dlc.errors import AttributeError_, MissingOp, TypeInferenceError, UnsupportedOpError, closest
 from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import Dim, dim
 from dlc.ir.types import SparseTensorType, TensorType, ValueType

@@ -35,8 +35,8 @@ class TorchCase:
 def run_torch_case(case: TorchCase) -> Any:
     """Import, check ops, round-trip the text, interpret, compare with eager torch."""
     import torch
-
     from dlc.frontends.torch import import_module
+
     from dlc.interpreter import run_graph
 
     module = case.module()
