@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[all]"
+	@# graphviz's `dot` renders `dlc viz` pictures; without it dlc writes .dot files.
+	-@command -v dot >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq graphviz >/dev/null 2>&1) || \
+		echo "note: graphviz 'dot' not installed; dlc viz will write .dot files"
 	touch $(STAMP)
 
 demo: $(STAMP)

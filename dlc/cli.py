@@ -68,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
                                       "... or named after the model's inputs)")
     run.set_defaults(handler=_run)
 
+    viz = model_command("viz", "draw the graph IR with graphviz (fused groups as clusters)")
+    viz.add_argument("-o", "--output", default="graph.svg", help="output file (.svg, .png, "
+                                                                  ".pdf or .dot)")
+    viz.add_argument("--after", default="", metavar="PASS",
+                     help="draw the graph after this pass of the pipeline (default: the end)")
+    viz.set_defaults(handler=_viz)
+
     zoo = sub.add_parser("zoo", help="list the model zoo")
     zoo.add_argument("--ops", action="store_true", help="also list the ATen ops each uses "
                                                         "(exports every model: slow)")
@@ -76,12 +83,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _compile(args: argparse.Namespace) -> tuple[Any, Any]:
+    return _compile_with(args, [])
+
+
+def _compile_with(args: argparse.Namespace, extra: list[Any]) -> tuple[Any, Any]:
     import dlc
     from dlc.model_source import load_model
     from dlc.passes.manager import DumpDir, PrintAfter, Timing
 
     source = load_model(args.model, args.size)
-    instruments: list[Any] = []
+    instruments: list[Any] = list(extra)
     if args.print_after_all:
         instruments.append(PrintAfter("all"))
     elif args.print_after:
@@ -160,6 +171,36 @@ def _load_npz(path: str, graph: Any) -> tuple[np.ndarray, ...]:
     if all(k in data for k in keys):
         return tuple(data[k] for k in keys)
     raise DLCError(f"{path} holds {sorted(data.files)}; expected {names} or {keys}")
+
+
+def _viz(args: argparse.Namespace) -> int:
+    from dlc.viz import render
+
+    if args.after:
+        from dlc.passes.manager import PassInstrument, normalize_pass_name
+
+        captured: dict[str, Any] = {}
+
+        class Capture(PassInstrument):
+            """An instrument that keeps the graph after one pass."""
+
+            def after_pass(self, index: int, pass_: Any, before: Any, after: Any,
+                           ctx: Any) -> None:
+                if normalize_pass_name(pass_.name) == normalize_pass_name(args.after):
+                    captured["graph"] = after
+                    captured["plan"] = ctx.fusion_plan
+
+        args.print_after = ""
+        source, compiled = _compile_with(args, [Capture()])
+        if "graph" not in captured:
+            raise DLCError(f"pass {args.after!r} did not run at opt level {args.opt_level}")
+        graph, plan = captured["graph"], captured["plan"]
+    else:
+        _, compiled = _compile(args)
+        graph, plan = compiled.graph, compiled.ctx.fusion_plan
+    _, message = render(graph, args.output, plan)
+    print(message)
+    return 0
 
 
 def _zoo(args: argparse.Namespace) -> int:
