@@ -14,6 +14,7 @@ which travels beside the text, as the weights file travels beside a model.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
@@ -21,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from dlc.ir.dtypes import DType
-from dlc.ir.graph import Constant, Graph, Node, Value
-from dlc.ir.symbolic import dim_str
+from dlc.ir.graph import Constant, Graph, Location, Node, Value
+from dlc.ir.symbolic import Dim, dim_str, parse_dim
+from dlc.ir.types import SparseTensorType, ValueType
 
 INLINE_LIMIT = 16
 
@@ -61,7 +63,7 @@ class Namer:
         if isinstance(v, Constant):
             if v in self.constants:
                 return f"@{self.constants[v]}"
-            return f"const({format_literal(v.data)}) : {v.type}"
+            return f"const({format_literal(v.data)}) : {format_type(v.type)}"
         return f"%{self.names[v]}"
 
 
@@ -87,8 +89,8 @@ def constant_table(graph: Graph) -> dict[str, np.ndarray]:
 def print_graph(graph: Graph) -> str:
     """The textual IR of a graph."""
     namer = Namer(graph)
-    params = ", ".join(f"%{namer.names[v]}: {v.type}" for v in graph.inputs)
-    results = ", ".join(str(v.type) for v in graph.outputs)
+    params = ", ".join(f"%{namer.names[v]}: {format_type(v.type)}" for v in graph.inputs)
+    results = ", ".join(format_type(v.type) for v in graph.outputs)
     lines = [f"graph @{sanitize(graph.name, 'main')}({params}) -> ({results}) {{"]
     lines.extend(f"  {print_node(n, namer)}" for n in graph.nodes)
     lines.append(f"  return {', '.join(namer.ref(v) for v in graph.outputs)}")
@@ -101,9 +103,64 @@ def print_node(node: Node, namer: Namer) -> str:
     outs = ", ".join(f"%{namer.names[v]}" for v in node.outputs)
     args = [namer.ref(v) for v in node.inputs]
     args += [f"{k}={format_attr(node.op.attrs[k].kind, v)}" for k, v in node.attrs.items()]
-    types = ", ".join(str(v.type) for v in node.outputs)
-    loc = f" {node.loc}" if node.loc else ""
+    types = ", ".join(format_type(v.type) for v in node.outputs)
+    loc = f" {format_location(node.loc)}" if node.loc else ""
     return f"{outs} = {node.op.name}({', '.join(args)}) : {types}{loc}"
+
+
+def format_type(t: ValueType) -> str:
+    """A type's text, as `str(t)` but with each size in its read-back form (`format_dim`)."""
+    dims = ", ".join(format_dim(d) for d in t.shape)
+    if isinstance(t, SparseTensorType):
+        return f"{t.format}<{t.dtype}>[{dims}, nnz={format_dim(t.nnz)}]"
+    return f"{t.dtype}[{dims}]"
+
+
+@functools.lru_cache(maxsize=4096)
+def format_dim(d: Dim) -> str:
+    """A size's text, chosen so that reading it back and printing again gives the same text.
+
+    SymPy prints the product `2*(N + 1)*(S + 1)` in a form it reads back as
+    `(2*N + 2)*(S + 1)` (it distributes `2*(N + 1)` while parsing), so the printer writes
+    the read-back form, the fixed point of print-then-parse.
+    """
+    text = dim_str(d)
+    if isinstance(d, int):
+        return text
+    for _ in range(4):
+        again = dim_str(parse_dim(text))
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def format_location(loc: Location) -> str:
+    """`loc("name" file.py:12)`: like `str(loc)`, but escaping newlines in the name and
+    quoting a file name that would not read back bare (spaces, parentheses, quotes, or a
+    `:digits` ending while the line is 0). A quoted file follows the name string, even an
+    empty one: `loc("" "my model.py":3)`.
+    """
+    parts = []
+    quote_file = _needs_quotes(loc.file, loc.line)
+    if loc.name or quote_file:
+        parts.append(format_literal(loc.name))
+    if loc.file or quote_file:
+        file = format_literal(loc.file) if quote_file else loc.file
+        parts.append(f"{file}:{loc.line}" if loc.line else file)
+    return f"loc({' '.join(parts)})"
+
+
+_PLAIN_FILE = re.compile(r"[^\s()\"]+")
+
+
+def _needs_quotes(file: str, line: int) -> bool:
+    if not file:
+        return line != 0  # an empty file name with a line number
+    if not _PLAIN_FILE.fullmatch(file):
+        return True
+    # `a.py:3` with no line would read back as file `a.py`, line 3.
+    return line == 0 and re.search(r":-?\d+$", file) is not None
 
 
 def format_attr(kind: str, value: Any) -> str:
@@ -111,7 +168,7 @@ def format_attr(kind: str, value: Any) -> str:
     if value is None:
         return "none"
     if kind == "dims":
-        return "[" + ", ".join(dim_str(d) for d in value) + "]"
+        return "[" + ", ".join(format_dim(d) for d in value) + "]"
     if kind == "dtype":
         return str(value)
     return format_literal(value)
@@ -119,10 +176,11 @@ def format_attr(kind: str, value: Any) -> str:
 
 def format_literal(value: Any) -> str:
     """Literals: ints, floats (exact: shortest repr), bools, strings, dtypes, nested lists."""
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype == DType.bf16.numpy:
+        value = np.asarray(value).astype(np.float64)  # exact; bf16 scalars are not np.floating
     if isinstance(value, np.ndarray):
         if value.ndim == 0:
-            return format_literal(value.item() if value.dtype != DType.bf16.numpy
-                                  else float(value))
+            return format_literal(value.item())
         return "[" + ", ".join(format_literal(x) for x in value) + "]"
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
