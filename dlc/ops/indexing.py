@@ -779,9 +779,11 @@ _FRESH = [0]
 
 def fresh_size(prefix: str) -> Dim:
     """A new size symbol for a data-dependent length (`nonzero`'s count, `unique`'s)."""
-    from dlc.ir.symbolic import symbol
+    from dlc.ir.symbolic import _SYMBOLS, symbol
 
     _FRESH[0] += 1
+    while f"{prefix}{_FRESH[0]}" in _SYMBOLS:  # a parsed graph may already use the name
+        _FRESH[0] += 1
     return symbol(f"{prefix}{_FRESH[0]}")
 
 

@@ -287,18 +287,25 @@ def tensor(t: ValueType, op: str) -> TensorType:
     return t
 
 
-def normalize_axis(axis: int, rank: int, op: str) -> int:
-    """Map a possibly negative axis into [0, rank)."""
+def normalize_axis(axis: int, rank: int, op: str, scalar_ok: bool = True) -> int:
+    """Map a possibly negative axis into [0, rank).
+
+    A rank-0 operand accepts axis 0 or -1 (as torch's reductions and softmax do) unless
+    `scalar_ok` is False: ops that index the axis (concat, split, slice) need a real one.
+    """
+    if rank == 0 and not scalar_ok:
+        raise TypeInferenceError(op, f"axis {axis} needs an operand of rank 1 or more")
     if not -max(rank, 1) <= axis < max(rank, 1):
         raise TypeInferenceError(op, f"axis {axis} is out of range for rank {rank}")
     return axis % max(rank, 1)
 
 
-def normalize_axes(axes: Sequence[int] | None, rank: int, op: str) -> tuple[int, ...]:
+def normalize_axes(axes: Sequence[int] | None, rank: int, op: str,
+                   scalar_ok: bool = True) -> tuple[int, ...]:
     """Normalize a list of axes (None means all), sorted and deduplicated."""
     if axes is None:
         return tuple(range(rank))
-    return tuple(sorted({normalize_axis(a, rank, op) for a in axes}))
+    return tuple(sorted({normalize_axis(a, rank, op, scalar_ok) for a in axes}))
 
 
 def broadcast_shapes(op: str, *shapes: tuple[Dim, ...]) -> tuple[Dim, ...]:

@@ -287,7 +287,7 @@ class Squeeze(OpDef):
 
     def infer_type(self, x: Any, *, axes: tuple[int, ...]) -> TensorType:
         x = tensor(x, self.name)
-        drop = normalize_axes(axes, x.rank, self.name)
+        drop = normalize_axes(axes, x.rank, self.name, scalar_ok=False)
         for a in drop:
             if x.shape[a] != 1:
                 raise self.error(f"axis {a} of {x} has size {x.shape[a]}, not 1")
@@ -500,7 +500,7 @@ class Concat(OpDef):
         xs = tuple(tensor(x, self.name) for x in xs)
         dtype = same_dtype(self.name, *xs)
         first = xs[0]
-        a = normalize_axis(axis, first.rank, self.name)
+        a = normalize_axis(axis, first.rank, self.name, scalar_ok=False)
         for x in xs[1:]:
             if x.rank != first.rank or any(
                     i != a and not dims_equal(p, q)
@@ -584,7 +584,7 @@ class Split(OpDef):
 
     def infer_type(self, x: Any, *, sizes: tuple[Dim, ...], axis: int) -> tuple[TensorType, ...]:
         x = tensor(x, self.name)
-        a = normalize_axis(axis, x.rank, self.name)
+        a = normalize_axis(axis, x.rank, self.name, scalar_ok=False)
         if not sizes:
             raise self.error("needs at least one size")
         if _provably_different(dim(sum(sizes)), x.shape[a]):
@@ -686,7 +686,7 @@ class Slice(OpDef):
         shape = list(x.shape)
         seen: set[int] = set()
         for axis, start, end, step in zip(axes, starts, ends, steps):
-            a = normalize_axis(axis, x.rank, self.name)
+            a = normalize_axis(axis, x.rank, self.name, scalar_ok=False)
             if a in seen:
                 raise self.error(f"axis {axis} is sliced twice")
             seen.add(a)
