@@ -6,19 +6,32 @@ re-discover from its matmul/softmax decomposition.
 
 Its fusion kind is OUT_FUSABLE: it contains matmuls and a softmax, so nothing fuses into
 it, but an elementwise consumer can run in its epilogue, as after a matmul.
+
+Lowering: five computes over the (broadcast) batch, each reduction materialized once:
+
+    scores[b, i, j] = sum_e q[b, i, e] * k[b, j, e]
+    s(b, i, j)      = scores * scale (+ mask), or -inf where masked / causal (inlined)
+    top[b, i]       = max_j s(b, i, j)                  shift = top, or 0 if not finite
+    total[b, i]     = sum_j exp(s(b, i, j) - shift)
+    probs[b, i, j]  = exp(s(b, i, j) - shift) / (total > 0 ? total : 1)
+    out[b, i, e]    = sum_j probs[b, i, j] * v[b, j, e]
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import dims_equal
+from dlc.ir.tensor.compute import Reduce, Tensor, compute, reduce, reduce_axis
+from dlc.ir.tensor.context import LowerContext, broadcast_load
+from dlc.ir.tensor.expr import Expr, call, cast, compare, const, logical, select
 from dlc.ir.types import TensorType
-from dlc.ops.nn import float_tensor, upcast
+from dlc.ops.nn import float_tensor, opmath_dtype, reduce_then, upcast, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
@@ -94,3 +107,71 @@ class Sdpa(OpDef):
         total = e.sum(axis=-1, keepdims=True)
         probs = e / np.where(total > 0, total, 1)
         return (probs @ vf).astype(q.dtype, copy=False)
+
+    def compute(self, ctx: LowerContext, q: Tensor, k: Tensor, v: Tensor,
+                mask: Tensor | None = None, *, is_causal: bool,
+                scale: float | None) -> Tensor:
+        batch = ctx.out_shape()[:-2]
+        rows, keys = q.shape[-2], k.shape[-2]
+        names = ctx.axis_names(len(batch) + 2)
+        wide = opmath_dtype(q.dtype)
+        emb = q.shape[-1]
+        if scale is not None:
+            factor = const(scale, wide)
+        elif emb.is_const:
+            factor = const(1 / math.sqrt(emb.value), wide)
+        else:
+            factor = cast(const(1.0, DType.f64) / call("sqrt", cast(emb, DType.f64)), wide)
+
+        def at(t: Tensor, b: Sequence[Expr], *rest: Expr) -> Expr:
+            """`t[*b, *rest]`, t's batch axes broadcast against the output's."""
+            dims = t.shape[:-2]
+            lead = [const(0) if d.is_const and d.value == 1 else b[len(b) - len(dims) + n]
+                    for n, d in enumerate(dims)]
+            return t[(*lead, *rest)]
+
+        re = reduce_axis(emb, ctx.name("re"))
+        rj = reduce_axis(keys, ctx.name("rj"))
+
+        def dot(*bij: Expr) -> Reduce:
+            b, i, j = bij[:-2], bij[-2], bij[-1]
+            return reduce("sum", widen(at(q, b, i, re.var)) * widen(at(k, b, j, re.var)), [re])
+
+        scores = compute((*batch, rows, keys), dot, ctx.name("scores"), axis_names=names)
+
+        def score(*bij: Expr) -> Expr:
+            value = scores[bij] * factor
+            keep = compare("le", bij[-1], bij[-2]) if is_causal else const(True)
+            if mask is not None and mask.dtype == DType.bool:
+                keep = logical("and", keep, broadcast_load(mask, bij))
+            elif mask is not None:
+                value = value + widen(broadcast_load(mask, bij))
+            return select(keep, value, const(-math.inf, wide))
+
+        top = compute((*batch, rows), lambda *bi: reduce("max", score(*bi, rj.var), [rj]),
+                      ctx.name("max"), axis_names=names[:-1])
+
+        def exp_shifted(*bij: Expr) -> Expr:
+            m = top[bij[:-1]]
+            finite = logical("not", logical("or", call("isinf", m), call("isnan", m)))
+            return call("exp", score(*bij) - select(finite, m, const(0, wide)))
+
+        total = compute((*batch, rows), lambda *bi: reduce("sum", exp_shifted(*bi, rj.var),
+                                                            [rj]),
+                        ctx.name("sum"), axis_names=names[:-1])
+
+        def prob(*bij: Expr) -> Expr:
+            t = total[bij[:-1]]
+            return exp_shifted(*bij) / select(compare("gt", t, 0), t, 1)
+
+        # A sum over one element, so the probabilities are stored once (reductions are
+        # materialized) rather than recomputed, exp and all, for every output column.
+        one = reduce_axis(1, ctx.name("r1"))
+        probs = compute((*batch, rows, keys), lambda *bij: reduce("sum", prob(*bij), [one]),
+                        ctx.name("probs"), axis_names=names)
+
+        def weighted(*bie: Expr) -> Expr:
+            b, i, e = bie[:-2], bie[-2], bie[-1]
+            return probs[(*b, i, rj.var)] * widen(at(v, b, rj.var, e))
+
+        return reduce_then(ctx, "sum", weighted, [rj])

@@ -12,19 +12,42 @@ References are vectorized NumPy: a convolution gathers its windows with
 `sliding_window_view` (im2col without a copy until the matmul) and contracts them with
 one batched `matmul`; a transposed convolution does the matmul first and scatters one
 kernel tap at a time (a loop over the kernel, never over pixels).
+
+Lowering (`compute`): every op here is a reduction over a window, computed in the opmath
+type and finished at the accumulator's write (`reduce_then`): a convolution sums over
+(input channels of its group, kernel taps), its bias added at the write; a transposed
+convolution gathers the input pixels that reach each output (a tap counts when the stride
+divides its offset); pools take the max or the sum over their window, avg dividing at the
+write. Padding, ceil_mode overhang and adaptive bins narrower than the widest are
+`select`s around clamped loads (`guarded_load`), so no access leaves its buffer.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import sympy
 from numpy.lib.stride_tricks import sliding_window_view
 
+from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import Dim, ceildiv, dim, dims_equal, floordiv
+from dlc.ir.tensor.compute import Reduce, ReduceAxis, Tensor, compute, identity, reduce, reduce_axis
+from dlc.ir.tensor.context import LowerContext
+from dlc.ir.tensor.expr import (
+    Expr,
+    as_expr,
+    cast,
+    compare,
+    const,
+    logical,
+    max_,
+    min_,
+    select,
+    var,
+)
 from dlc.ir.types import TensorType
 from dlc.ops.registry import Attr, FusionKind, OpDef, register_op, same_dtype, tensor
 
@@ -64,6 +87,70 @@ def floordiv_nested(a: Dim, s: int) -> Dim:
     if isinstance(a, sympy.floor):
         return dim(sympy.floor(a.args[0] / s))
     return floordiv(a, s)
+
+
+# -- lowering helpers: the tensor-IR side of the same families --------------------------
+
+
+def opmath_dtype(dtype: DType) -> DType:
+    """The dtype kernels compute in: f32 for f16/bf16, as `upcast` in the references."""
+    return DType.f32 if dtype in (DType.f16, DType.bf16) else dtype
+
+
+def widen(e: Expr) -> Expr:
+    """A tensor-IR element in its opmath dtype (`upcast` for one element)."""
+    return cast(e, opmath_dtype(e.dtype))
+
+
+def inside(i: Expr, n: Any) -> Expr:
+    """`0 <= i < n`."""
+    return logical("and", compare("ge", i, 0), compare("lt", i, n))
+
+
+def clamp_index(i: Expr, n: Any) -> Expr:
+    """`i` clamped into `[0, n)`: a guarded load reads there, so it is always in bounds."""
+    return min_(max_(i, 0), as_expr(n) - 1)
+
+
+def guarded_load(x: Tensor, index: Sequence[Expr], checked: Sequence[int], fill: Any,
+                 ok: Expr | None = None) -> Expr:
+    """`x[index]`, or `fill` where an index of the `checked` axes falls outside `x` (or
+    where `ok` is false). Padding is a select around a clamped load, never a branch or an
+    out-of-bounds read:  `select(0 <= h < H, x[min(max(h, 0), H - 1)], 0)`."""
+    keep = const(True) if ok is None else ok
+    idx = list(index)
+    for a in checked:
+        keep = logical("and", keep, inside(idx[a], x.shape[a]))
+        idx[a] = clamp_index(idx[a], x.shape[a])
+    return select(keep, x[tuple(idx)], fill)
+
+
+def reduce_then(ctx: LowerContext, combiner: str, body: Callable[..., Expr],
+                axes: Sequence[ReduceAxis], finish: Callable[..., Expr] | None = None
+                ) -> Tensor:
+    """The node's output: `combiner` of `body(*out)` over `axes`, then `finish(acc, *out)`,
+    cast to the output dtype.
+
+    The reduction runs in the body's dtype (opmath). A finish, or a cast, is a second
+    tensor reading the accumulator at its own position, so the lowering applies it as the
+    accumulator is written, and a following elementwise op along with it:
+
+        acc[n, o, h, w] = sum_{c, kh, kw} x[n, c, h + kh, w + kw] * w[o, c, kh, kw]
+        out[n, o, h, w] = acc[n, o, h, w] + bias[o]         # epilogue: acc is never stored
+    """
+    shape, dtype = ctx.out_shape(), ctx.out_dtype()
+    names = ctx.axis_names(len(shape))
+
+    def reduced(*out: Expr) -> Reduce:
+        return reduce(combiner, body(*out), axes)
+
+    probe = body(*map(var, names))  # the index variables compute() will pass
+    if finish is None and probe.dtype == dtype:
+        return compute(shape, reduced, ctx.name(), axis_names=names)
+    acc = compute(shape, reduced, ctx.name("acc"), axis_names=names)
+    then = finish or (lambda value, *out: value)
+    return compute(shape, lambda *out: cast(then(acc[out], *out), dtype), ctx.name(),
+                   axis_names=names)
 
 
 # -- convolution -------------------------------------------------------------------------
@@ -219,6 +306,58 @@ class _Conv(OpDef):
             y = _conv_reference(xc, upcast(w), b, stride, padding, dilation, groups)
         return (np.moveaxis(y, 1, -1) if last else y).astype(dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, w: Tensor, bias: Tensor | None = None, *,
+                stride: tuple[int, ...], padding: tuple[int, ...],
+                dilation: tuple[int, ...], groups: int, layout: str,
+                output_padding: tuple[int, ...] = ()) -> Tensor:
+        """A sum over (input channel of the group, kernel taps); the bias at the write.
+
+        conv:       out[n, o, p] = sum_{c, k} x[n, g*Cg + c, p*s - pad + k*d] * w[o, c, k]
+        transposed: out[n, o, p] = sum_{c, k} x[n, g*Cg + c, i] * w[g*Cg + c, o % Og, k]
+                    where i*s = p + pad - k*d (a tap counts only if s divides it)
+        with g = o // Og. Positions outside the input read zero through a guarded load.
+        """
+        last = _channels_last(layout)
+        c_axis = x.ndim - 1 if last else 1
+        space = list(range(1, x.ndim - 1)) if last else list(range(2, x.ndim))
+        taps = [reduce_axis(kk, ctx.name(f"rk{a}")) for a, kk in enumerate(w.shape[2:])]
+        cg = x.shape[c_axis] // groups if self.transposed else w.shape[1]
+        og = w.shape[1] if self.transposed else w.shape[0] // groups
+        rc = reduce_axis(cg, ctx.name("rc"))
+
+        def product(*out: Expr) -> Expr:
+            n, o = out[0], (out[-1] if last else out[1])
+            pos = out[1:-1] if last else out[2:]
+            c = rc.var if groups == 1 else o // og * cg + rc.var
+            index = [n] * x.ndim
+            index[c_axis] = c
+            ok, checked = const(True), []
+            for a, p, r, s, pad, d in zip(space, pos, taps, stride, padding, dilation):
+                if not self.transposed:
+                    index[a] = p * s - pad + r.var * d
+                    if pad > 0:  # without padding every window lies inside the input
+                        checked.append(a)
+                    continue
+                num = p + pad - r.var * d
+                if s > 1:
+                    ok = logical("and", ok, compare("eq", num % s, 0))
+                index[a] = num // s
+                checked.append(a)
+            xv = guarded_load(x, index, checked, 0, ok)
+            taps_at = tuple(r.var for r in taps)
+            if self.transposed:
+                wv = w[(c, o if groups == 1 else o % og, *taps_at)]
+            else:
+                wv = w[(o, rc.var, *taps_at)]
+            return widen(xv) * widen(wv)
+
+        def add_bias(acc: Expr, *out: Expr) -> Expr:
+            assert bias is not None
+            return acc + widen(bias[out[-1] if last else out[1]])
+
+        return reduce_then(ctx, "sum", product, [rc, *taps],
+                           add_bias if bias is not None else None)
+
 
 def _conv_attrs(k: int, layouts: tuple[str, ...], transposed: bool) -> dict[str, Attr]:
     attrs = {
@@ -308,7 +447,29 @@ def _pool_attrs(with_dilation: bool) -> dict[str, Attr]:
 def _spatial_axes(op: OpDef, x: TensorType, layout: str) -> tuple[int, int]:
     if x.rank not in (3, 4):
         raise op.error(f"expects an [N, C, H, W] or [C, H, W] input, got {x}")
-    return (x.rank - 3, x.rank - 2) if _channels_last(layout) else (x.rank - 2, x.rank - 1)
+    return _pool_axes(x.rank, layout)
+
+
+def _pool_axes(rank: int, layout: str) -> tuple[int, int]:
+    return (rank - 3, rank - 2) if _channels_last(layout) else (rank - 2, rank - 1)
+
+
+def _window_body(x: Tensor, taps: Sequence[ReduceAxis], kernel: Sequence[int],
+                 stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int],
+                 ceil_mode: bool, layout: str, fill: Any) -> Callable[..., Expr]:
+    """The element of output position `out`'s window at the taps' loop variables:
+    `x[.., o*s - pad + k*d, ..]`, or `fill` where the window hangs over the input (its
+    padding, and with ceil_mode the last window's overhang on the high side)."""
+    axes = _pool_axes(x.ndim, layout)
+    checked = [a for a, p in zip(axes, padding) if p > 0 or ceil_mode]
+
+    def element(*out: Expr) -> Expr:
+        index = list(out)
+        for a, r, s, p, d in zip(axes, taps, stride, padding, dilation):
+            index[a] = out[a] * s - p + r.var * d
+        return guarded_load(x, index, checked, fill)
+
+    return element
 
 
 def _with_spatial(x: TensorType, axes: tuple[int, int], sizes: Sequence[Dim]) -> TensorType:
@@ -382,6 +543,16 @@ class MaxPool2d(_Pool):
                               np.array(low).astype(x.dtype))
         return _spatial_back(win.max(axis=(-2, -1)), layout)
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, kernel: tuple[int, ...],
+                stride: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
+                ceil_mode: bool, layout: str) -> Tensor:
+        """out[.., oh, ow] = max_{kh, kw} x[.., oh*s - p + kh*d, ow*s - p + kw*d] (padding
+        reads the dtype's lowest value, so it never wins)."""
+        taps = [reduce_axis(k, ctx.name(f"rk{a}")) for a, k in enumerate(kernel)]
+        element = _window_body(x, taps, kernel, stride, padding, dilation, ceil_mode, layout,
+                               identity("max", x.dtype))
+        return reduce_then(ctx, "max", element, taps)
+
 
 @register_op
 class AvgPool2d(_Pool):
@@ -423,11 +594,74 @@ class AvgPool2d(_Pool):
             y = np.where(count > 0, total / np.maximum(count, 1).astype(xs.dtype), 0)
         return _spatial_back(y, layout).astype(x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, kernel: tuple[int, ...],
+                stride: tuple[int, ...], padding: tuple[int, ...], ceil_mode: bool,
+                count_include_pad: bool, divisor_override: int | None,
+                layout: str) -> Tensor:
+        """A windowed sum (padding reads 0), divided at the write by the window's divisor:
+        `divisor_override`, or the product over both axes of `end - start` with
+        `start = o*s - p`, `end = min(start + k, size + p)`, both clipped to the input
+        unless `count_include_pad`."""
+        taps = [reduce_axis(k, ctx.name(f"rk{a}")) for a, k in enumerate(kernel)]
+        element = _window_body(x, taps, kernel, stride, padding, (1, 1), ceil_mode, layout, 0)
+        axes = _pool_axes(x.ndim, layout)
+
+        def divide(total: Expr, *out: Expr) -> Expr:
+            if divisor_override is not None:
+                return total / const(divisor_override, total.dtype)
+            count: Expr = const(1)
+            for a, k, s, p in zip(axes, kernel, stride, padding):
+                start = out[a] * s - p
+                end = min_(start + k, x.shape[a] + p)
+                if not count_include_pad:
+                    start, end = max_(start, 0), min_(end, x.shape[a])
+                count = count * (end - start)
+            quotient = total / cast(max_(count, 1), total.dtype)
+            return select(compare("gt", count, 0), quotient, const(0, total.dtype))
+
+        return reduce_then(ctx, "sum", lambda *out: widen(element(*out)), taps, divide)
+
 
 def _adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     """torch's adaptive bins: `[floor(i*size/out), ceil((i+1)*size/out))`."""
     i = np.arange(out)
     return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _adaptive_window(ctx: LowerContext, x: Tensor, output_size: Sequence[int], layout: str
+                     ) -> tuple[list[ReduceAxis], Callable[..., tuple[Expr, Expr, Expr]]]:
+    """Reduce axes spanning the widest adaptive bin of each spatial axis, and for an output
+    position `(in_bin, index, count)`: whether the taps fall inside its bin
+    `[floor(o*size/out), ceil((o+1)*size/out))`, the (clamped) input index they read, and
+    the bin's element count. Bins differ in width by at most one; when they are all equal
+    (size divisible by out, say) the predicate is dropped."""
+    axes = _pool_axes(x.ndim, layout)
+    taps, uniform = [], []
+    for a, out in zip(axes, output_size):
+        size = x.shape[a]
+        if size.is_const:
+            start, end = _adaptive_bins(size.value, out)
+            widest = int((end - start).max())
+            uniform.append(bool((end - start == widest).all()))
+        else:  # a bin spans at most ceil(size/out) + 1 elements
+            widest = (size + out - 1) // out + 1
+            uniform.append(False)
+        taps.append(reduce_axis(widest, ctx.name(f"rk{a}")))
+
+    def window(*out: Expr) -> tuple[Expr, Expr, Expr]:
+        ok, count, index = const(True), const(1), list(out)
+        for a, n_out, r, same in zip(axes, output_size, taps, uniform):
+            size = x.shape[a]
+            start = out[a] * size // n_out
+            end = ((out[a] + 1) * size + n_out - 1) // n_out
+            count = count * (end - start)
+            index[a] = start + r.var
+            if not same:
+                ok = logical("and", ok, compare("lt", r.var, end - start))
+                index[a] = min_(index[a], size - 1)
+        return ok, x[tuple(index)], count
+
+    return taps, window
 
 
 class _AdaptivePool(OpDef):
@@ -470,6 +704,20 @@ class AdaptiveAvgPool2d(_AdaptivePool):
                       mats[1].astype(xs.dtype), optimize=True)
         return _spatial_back(y, layout).astype(x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, output_size: tuple[int, ...],
+                layout: str) -> Tensor:
+        """A sum over the widest bin (taps past the bin read 0), divided by the bin's size."""
+        taps, window = _adaptive_window(ctx, x, output_size, layout)
+
+        def element(*out: Expr) -> Expr:
+            ok, value, _ = window(*out)
+            return select(ok, widen(value), 0)
+
+        def divide(total: Expr, *out: Expr) -> Expr:
+            return total / cast(window(*out)[2], total.dtype)
+
+        return reduce_then(ctx, "sum", element, taps, divide)
+
 
 @register_op
 class AdaptiveMaxPool2d(_AdaptivePool):
@@ -488,3 +736,14 @@ class AdaptiveMaxPool2d(_AdaptivePool):
                      for s, e in zip(start, end)]
             y = np.concatenate(parts, axis=axis)
         return _spatial_back(y, layout)
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, output_size: tuple[int, ...],
+                layout: str) -> Tensor:
+        """A max over the widest bin; taps past the bin read the dtype's lowest value."""
+        taps, window = _adaptive_window(ctx, x, output_size, layout)
+
+        def element(*out: Expr) -> Expr:
+            ok, value, _ = window(*out)
+            return select(ok, value, identity("max", x.dtype))
+
+        return reduce_then(ctx, "max", element, taps)

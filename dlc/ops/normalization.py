@@ -9,17 +9,28 @@ preceding convolution).
 
 References compute in f32 for f16/bf16 inputs (torch's CPU opmath type) and with the
 two-pass mean/variance, then round once to the input dtype.
+
+Lowering mirrors them: the statistics are reductions over each group (materialized once
+per group: a sum, then a sum of squared deviations; softmax's row max, then its exp-sum),
+and the output is one elementwise compute reading them:
+
+    sum[i] = sum_k x[i, k]      var_sum[i] = sum_k (x[i, k] - sum[i]/K)^2
+    out[i, k] = (x[i, k] - sum[i]/K) / sqrt(var_sum[i]/K + eps) * weight[k] + bias[k]
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from dlc.ir.symbolic import dims_equal
+from dlc.ir.tensor.compute import Tensor, compute, reduce, reduce_axis
+from dlc.ir.tensor.context import LowerContext
+from dlc.ir.tensor.expr import Expr, call, cast, const
 from dlc.ir.types import TensorType
-from dlc.ops.nn import float_tensor, upcast
+from dlc.ops.nn import float_tensor, opmath_dtype, upcast, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
@@ -57,6 +68,91 @@ def _affine(y: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
     if bias is not None:
         y = y + upcast(bias).reshape(shape)
     return y
+
+
+# -- lowering: statistics as materialized reductions, then an elementwise normalize ------
+
+Stat = Callable[..., Expr]  # a statistic at a group index (the output's leading axes)
+
+
+def _moments(ctx: LowerContext, shape: Sequence[Expr], element: Callable[..., Expr],
+             extents: Sequence[Expr]) -> tuple[Stat, Stat]:
+    """Mean and biased variance of each group of elements, two passes as the references:
+
+        sum[g] = sum_r x(g, r)                  var_sum[g] = sum_r (x(g, r) - mean[g])^2
+        mean[g] = sum[g] / n                    var[g] = var_sum[g] / n
+
+    `element(*g, *r)` is the (widened) element at group index `g` and reduce index `r`.
+    Both sums are reductions, so they are materialized once per group; the divisions are
+    inlined where they are read.
+    """
+    red = [reduce_axis(e, ctx.name(f"r{k}")) for k, e in enumerate(extents)]
+    at = [r.var for r in red]
+    names = ctx.axis_names(len(shape))
+    total = compute(shape, lambda *g: reduce("sum", element(*g, *at), red), ctx.name("sum"),
+                    axis_names=names)
+    count = const(1)
+    for e in extents:
+        count = count * e
+    n = cast(count, total.dtype)
+
+    def mean(*g: Expr) -> Expr:
+        return total[g] / n
+
+    def deviation(*g: Expr) -> Any:
+        d = element(*g, *at) - mean(*g)
+        return reduce("sum", d * d, red)
+
+    spread = compute(shape, deviation, ctx.name("var_sum"), axis_names=names)
+    return mean, lambda *g: spread[g] / n
+
+
+def _normalized(ctx: LowerContext, x: Tensor, mean: Stat, var: Stat, eps: float,
+                group: Callable[..., tuple[Expr, ...]], param: Callable[..., Expr],
+                weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """The output: `(x - mean) / sqrt(var + eps) * weight + bias`, where `group(*out)` is
+    the statistics' index of an output position and `param(*out)` the parameters'."""
+    shape, dtype = ctx.out_shape(), ctx.out_dtype()
+
+    def body(*out: Expr) -> Expr:
+        g = group(*out)
+        v = widen(x[out])
+        y = (v - mean(*g)) / call("sqrt", var(*g) + const(eps, v.dtype))
+        if weight is not None:
+            y = y * widen(weight[param(*out)])
+        if bias is not None:
+            y = y + widen(bias[param(*out)])
+        return cast(y, dtype)
+
+    return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
+
+def _softmax_parts(ctx: LowerContext, x: Tensor, axis: int
+                   ) -> tuple[Callable[..., Expr], Callable[..., Expr]]:
+    """`shifted(*out) = x - max` and `total(*out) = sum(exp(shifted))` along `axis`, the max
+    and the sum materialized once per row. A rank-0 input is its own one-element row."""
+    if x.ndim == 0:
+        return (lambda: widen(x[()]) - widen(x[()]),
+                lambda: call("exp", widen(x[()]) - widen(x[()])))
+    axis %= x.ndim
+    row_shape = [d for k, d in enumerate(x.shape) if k != axis]
+    names = ctx.axis_names(len(row_shape))
+    r = reduce_axis(x.shape[axis], ctx.name("r"))
+
+    def along(row: Sequence[Expr], i: Expr) -> tuple[Expr, ...]:
+        return (*row[:axis], i, *row[axis:])
+
+    top = compute(row_shape, lambda *row: reduce("max", widen(x[along(row, r.var)]), [r]),
+                  ctx.name("max"), axis_names=names)
+    total = compute(row_shape, lambda *row: reduce(
+        "sum", call("exp", widen(x[along(row, r.var)]) - top[row]), [r]), ctx.name("sum"),
+        axis_names=names)
+
+    def row_of(out: Sequence[Expr]) -> tuple[Expr, ...]:
+        return (*out[:axis], *out[axis + 1:])
+
+    return (lambda *out: widen(x[out]) - top[row_of(out)],
+            lambda *out: total[row_of(out)])
 
 
 def _trailing_axes(op: OpDef, x: TensorType, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -100,6 +196,21 @@ class BatchNorm(OpDef):
         y = (xf - upcast(mean).reshape(shape)) * inv.reshape(shape)
         return _affine(y, scale, bias, tuple(shape)).astype(x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor,
+                var: Tensor, *, eps: float, axis: int) -> Tensor:
+        """Elementwise: `(x - mean[c]) * (1 / sqrt(var[c] + eps)) * scale[c] + bias[c]`."""
+        axis %= x.ndim
+        shape, dtype = ctx.out_shape(), ctx.out_dtype()
+
+        def body(*out: Expr) -> Expr:
+            c = out[axis]
+            v = widen(x[out])
+            inv = const(1.0, v.dtype) / call("sqrt", widen(var[c]) + const(eps, v.dtype))
+            y = (v - widen(mean[c])) * inv
+            return cast(y * widen(scale[c]) + widen(bias[c]), dtype)
+
+        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
 
 @register_op
 class LayerNorm(OpDef):
@@ -129,6 +240,14 @@ class LayerNorm(OpDef):
         y = _normalize(upcast(x), norm, eps)
         shape = tuple(x.shape[a] for a in norm)
         return _affine(y, weight, bias, shape).astype(x.dtype, copy=False)
+
+    def compute(self, ctx: LowerContext, x: Tensor, weight: Tensor | None = None,
+                bias: Tensor | None = None, *, axes: tuple[int, ...], eps: float) -> Tensor:
+        """Statistics over the trailing axes, one group per leading index."""
+        lead = x.ndim - len({a % x.ndim for a in axes})
+        mean, var = _moments(ctx, x.shape[:lead], lambda *i: widen(x[i]), x.shape[lead:])
+        return _normalized(ctx, x, mean, var, eps, lambda *o: o[:lead], lambda *o: o[lead:],
+                           weight, bias)
 
 
 @register_op
@@ -164,6 +283,37 @@ class RmsNorm(OpDef):
         return _affine(y, weight, None, tuple(x.shape[a] for a in norm)).astype(
             x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, weight: Tensor | None = None, *,
+                axes: tuple[int, ...], eps: float | None) -> Tensor:
+        """A sum of squares per leading index (materialized), then
+        `x / sqrt(sum / n + eps) * weight`."""
+        lead = x.ndim - len({a % x.ndim for a in axes})
+        wide = opmath_dtype(x.dtype)
+        if eps is None:
+            eps = float(np.finfo(wide.numpy).eps)
+        red = [reduce_axis(d, ctx.name(f"r{k}")) for k, d in enumerate(x.shape[lead:])]
+        at = tuple(r.var for r in red)
+
+        def squares(*g: Expr) -> Any:
+            v = widen(x[(*g, *at)])
+            return reduce("sum", v * v, red)
+
+        total = compute(x.shape[:lead], squares, ctx.name("sum"),
+                        axis_names=ctx.axis_names(lead))
+        count = const(1)
+        for d in x.shape[lead:]:
+            count = count * d
+        shape, dtype = ctx.out_shape(), ctx.out_dtype()
+
+        def body(*out: Expr) -> Expr:
+            mean_square = total[out[:lead]] / cast(count, wide)
+            y = widen(x[out]) / call("sqrt", mean_square + const(eps, wide))
+            if weight is not None:
+                y = y * widen(weight[out[lead:]])
+            return cast(y, dtype)
+
+        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
 
 @register_op
 class GroupNorm(OpDef):
@@ -197,6 +347,19 @@ class GroupNorm(OpDef):
         shape = (-1,) + (1,) * (x.ndim - 2)
         return _affine(y, weight, bias, shape).astype(x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, weight: Tensor | None = None,
+                bias: Tensor | None = None, *, num_groups: int, eps: float) -> Tensor:
+        """Statistics per (sample, group) over the group's channels and positions."""
+        cg = x.shape[1] // num_groups
+
+        def element(n: Expr, g: Expr, c: Expr, *pos: Expr) -> Expr:
+            return widen(x[(n, g * cg + c, *pos)])
+
+        mean, var = _moments(ctx, (x.shape[0], const(num_groups)), element,
+                             (cg, *x.shape[2:]))
+        return _normalized(ctx, x, mean, var, eps, lambda *o: (o[0], o[1] // cg),
+                           lambda *o: (o[1],), weight, bias)
+
 
 @register_op
 class InstanceNorm(OpDef):
@@ -224,6 +387,13 @@ class InstanceNorm(OpDef):
         shape = (-1,) + (1,) * (x.ndim - 2)
         return _affine(y, weight, bias, shape).astype(x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, weight: Tensor | None = None,
+                bias: Tensor | None = None, *, eps: float) -> Tensor:
+        """Statistics per (sample, channel) over the spatial positions."""
+        mean, var = _moments(ctx, x.shape[:2], lambda *i: widen(x[i]), x.shape[2:])
+        return _normalized(ctx, x, mean, var, eps, lambda *o: o[:2], lambda *o: (o[1],),
+                           weight, bias)
+
 
 class _Softmax(OpDef):
     inputs = ("x",)
@@ -248,6 +418,13 @@ class Softmax(_Softmax):
         e = np.exp(xf - xf.max(axis=axis, keepdims=True))
         return (e / e.sum(axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, axis: int) -> Tensor:
+        """`exp(x - max[row]) / sum[row]`: the row max and exp-sum are materialized."""
+        shifted, total = _softmax_parts(ctx, x, axis)
+        shape, dtype = ctx.out_shape(), ctx.out_dtype()
+        return compute(shape, lambda *o: cast(call("exp", shifted(*o)) / total(*o), dtype),
+                       ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
 
 @register_op
 class LogSoftmax(_Softmax):
@@ -261,3 +438,10 @@ class LogSoftmax(_Softmax):
         shifted = xf - xf.max(axis=axis, keepdims=True)
         lse = np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         return (shifted - lse).astype(x.dtype, copy=False)
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, axis: int) -> Tensor:
+        """`(x - max[row]) - log(sum[row])`."""
+        shifted, total = _softmax_parts(ctx, x, axis)
+        shape, dtype = ctx.out_shape(), ctx.out_dtype()
+        return compute(shape, lambda *o: cast(shifted(*o) - call("log", total(*o)), dtype),
+                       ctx.name(), axis_names=ctx.axis_names(len(shape)))
