@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,12 +17,19 @@ def import_model(model: Any, example_inputs: Sequence[Any] | None = None,
     """Import a model into the graph IR.
 
     `model` is a `torch.nn.Module` (with `example_inputs`, and optionally torch.export's
-    `dynamic_shapes`), a `torch.export.ExportedProgram`, or a `Graph` (returned as is).
+    `dynamic_shapes`), a `torch.export.ExportedProgram`, an ONNX model (a `ModelProto`,
+    or the path of an `.onnx` file), or a `Graph` (returned as is).
     """
     if isinstance(model, Graph):
         return model
-    if isinstance(model, (str,)) or type(model).__name__ == "ModelProto":
-        raise FrontendError("the ONNX frontend is not available yet; import a torch.nn.Module")
+    # -- ONNX (issue 5): a ModelProto, an .onnx path, or the CLI's OnnxModel --------------
+    if isinstance(model, (str, os.PathLike)) or type(model).__name__ in ("ModelProto",
+                                                                       "OnnxModel"):
+        from dlc.frontends.onnx import import_onnx
+
+        if type(model).__name__ == "OnnxModel":
+            return import_onnx(model.proto, base_dir=model.base_dir)
+        return import_onnx(model)
     kind = type(model).__name__
     if kind == "ExportedProgram":
         from dlc.frontends.torch import import_exported_program

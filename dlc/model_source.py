@@ -19,15 +19,18 @@ class ModelSource:
     """A model to compile, with its example inputs and where it came from."""
 
     label: str
-    module: Any  # the source framework's model (a torch.nn.Module)
+    module: Any  # the source framework's model (a torch.nn.Module, or an OnnxModel)
     example_inputs: tuple[Any, ...]
     dynamic_shapes: Any = None
 
 
 def load_model(spec: str, size: str = "tiny") -> ModelSource:
     """Load the model that a CLI MODEL argument names."""
-    if spec.endswith(".onnx"):
-        raise DLCError(f"{spec}: the ONNX frontend is not available yet")
+    if spec.endswith(".onnx"):  # ONNX (issue 5): ONNX Runtime runs the source model
+        from dlc.frontends.onnx.model import OnnxModel
+
+        model = OnnxModel.load(spec)
+        return ModelSource(spec, model, model.example_inputs())
     if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         return _load_factory(spec)
     try:
