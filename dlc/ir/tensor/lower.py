@@ -198,10 +198,20 @@ def _epilogues(order: list[Tensor], inline: set[Buffer], keep: set[Buffer],
             continue
         body = _expanded(t, expand)
         probe = load(Buffer("probe", (1,), r.dtype, "local"), (const(0),))
-        if r.buffer in _loaded_buffers(substitute(body, {load(r.buffer, t.axes): probe})):
+        own = {p: probe for p in _own_positions(r.buffer, t.axes)}
+        if r.buffer in _loaded_buffers(substitute(body, own)):
             continue  # read at another position too: cannot fuse at the write
         out[t.buffer] = r.buffer
     return out
+
+
+def _own_positions(buf: Buffer, axes: tuple[Expr, ...]) -> list[Expr]:
+    """The loads that read `buf` at the position `axes`: `buf[i, j]`, and, where a dim has
+    extent 1, the broadcast form that reads index 0 there (`buf[0, j]` for a batch of 1)."""
+    exact = load(buf, axes)
+    zeroed = tuple(const(0) if d.is_const and d.value == 1 else a
+                   for a, d in zip(axes, buf.shape))
+    return [exact] if zeroed == axes else [exact, load(buf, zeroed)]
 
 
 def _tensor_of(order: list[Tensor], buf: Buffer) -> Tensor | None:
@@ -286,5 +296,5 @@ def _write(t: Tensor, result: Expr, expand: _Inliner, epilogue: Tensor | None) -
     if epilogue is None:
         return Store(t.buffer, t.axes, result)
     body = substitute(_expanded(epilogue, expand), dict(zip(epilogue.axes, t.axes)))
-    body = substitute(body, {load(t.buffer, t.axes): result})
+    body = substitute(body, {p: result for p in _own_positions(t.buffer, t.axes)})
     return Store(epilogue.buffer, t.axes, cast(body, epilogue.dtype))

@@ -23,6 +23,11 @@ def expr_str(e: Expr, parent: int = 0) -> str:
             return "true" if v else "false"
         text = repr(v)
         return text if e.dtype.value in ("f32", "i64", "bool") else f"{e.dtype}({text})"
+    if op == "add" and e.args[1].is_const and not isinstance(e.args[1].value, bool) \
+            and e.args[1].value < 0:  # i + -1 reads better as i - 1
+        prec = _PRECEDENCE["sub"]
+        text = f"{expr_str(e.args[0], prec)} - {expr_str(const_abs(e.args[1]), prec + 1)}"
+        return f"({text})" if prec < parent else text
     if op in _INFIX:
         prec = _PRECEDENCE[op]
         a, b = e.args
@@ -49,6 +54,13 @@ def expr_str(e: Expr, parent: int = 0) -> str:
     if op == "broadcast":
         return f"x{e.lanes}({expr_str(e.args[0])})"
     return f"{op}({', '.join(map(str, e.args))})"
+
+
+def const_abs(e: Expr) -> Expr:
+    """|c| for a negative constant (printing helper)."""
+    from dlc.ir.tensor.expr import const
+
+    return const(-e.value, e.dtype)
 
 
 def stmt_lines(s: Stmt, indent: int = 0) -> list[str]:
