@@ -1,7 +1,8 @@
-"""The `dlc` command line: show, run and zoo (compile, viz and bench join as they land).
+"""The `dlc` command line: show, run, compile and zoo (viz and bench join as they land).
 
     dlc show path/to/model.py:factory          # the graph IR
     dlc run ddpm_unet --size tiny              # run, checksum, max difference from PyTorch
+    dlc compile model.onnx -o out/model.so     # a C library: model.so, model.h, model.weights
     dlc zoo                                    # the model zoo
 """
 
@@ -74,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     viz.add_argument("--after", default="", metavar="PASS",
                      help="draw the graph after this pass of the pipeline (default: the end)")
     viz.set_defaults(handler=_viz)
+
+    _add_compile_command(sub)
 
     zoo = sub.add_parser("zoo", help="list the model zoo")
     zoo.add_argument("--ops", action="store_true", help="also list the ATen ops each uses "
@@ -200,6 +203,41 @@ def _viz(args: argparse.Namespace) -> int:
         graph, plan = compiled.graph, compiled.ctx.fusion_plan
     _, message = render(graph, args.output, plan)
     print(message)
+    return 0
+
+
+def _add_compile_command(sub: Any) -> None:
+    """`dlc compile MODEL -o model.so`: an ahead-of-time library, header and weights."""
+    c = sub.add_parser("compile", help="compile a model to a shared library runnable from C "
+                                       "(model.so, model.h, model.weights)")
+    c.add_argument("model", help="path/to/file.py:factory, a zoo name, or a .onnx path")
+    c.add_argument("-o", "--output", required=True, metavar="model.so",
+                   help="the library; model.h and model.weights are written next to it")
+    c.add_argument("--size", default="tiny", help="zoo model size (tiny, bench, large)")
+    c.add_argument("--opt-level", type=int, default=3, choices=(0, 1, 2, 3))
+    c.add_argument("--disable", default="", metavar="PASS,...",
+                   help="graph passes to switch off (e.g. fuse,transform-layout)")
+    c.add_argument("--debug", action="store_true",
+                   help="bounds-check every load and store (a failure is a nonzero status)")
+    c.add_argument("--keep-sources", action="store_true",
+                   help="also keep the object file and the generated C wrapper")
+    c.set_defaults(handler=_compile_library)
+
+
+def _compile_library(args: argparse.Namespace) -> int:
+    import dlc
+    from dlc.backends.llvm.aot import write_library
+    from dlc.model_source import load_model
+
+    source = load_model(args.model, args.size)
+    start = time.perf_counter()
+    compiled = dlc.compile(source.module, source.example_inputs, source.dynamic_shapes,
+                           target="llvm", opt_level=args.opt_level,
+                           disable=_names(args.disable), debug=args.debug)
+    artifacts = write_library(compiled, args.output, keep_sources=args.keep_sources)
+    print(f"model {source.label}: {len(compiled.graph.nodes)} nodes, compiled in "
+          f"{time.perf_counter() - start:.1f} s")
+    print(artifacts.describe())
     return 0
 
 
