@@ -2,6 +2,7 @@
 
     python -m survey_bench --size bench --runners eager,onnxruntime,dlc-llvm-O3
     python -m survey_bench --models gcn,ddpm_unet --ablate fuse,plan-memory
+    python -m survey_bench --models aica_cnn --runners eager,tvm-tuned --tune 500
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -36,11 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--budget", type=float, default=10.0, help="seconds of timed runs per cell")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker")
+    p.add_argument("--tune", type=int, default=None, metavar="N",
+                   help="tvm-tuned: tune N MetaSchedule trials per model into "
+                        "results/tvm_tuning/ (default: re-apply the logs there; "
+                        "raise --timeout for large N)")
     p.add_argument("--ablate", default="", help="dlc passes to disable one at a time")
     p.add_argument("--ablate-base", default="dlc-llvm-O3")
     p.add_argument("--out", default=str(RESULTS), help="output directory")
     p.add_argument("--name", default="", help="file stem (default: survey_<size>)")
     args = p.parse_args(argv)
+    if args.tune is not None and args.tune < 0:
+        p.error("--tune: the number of trials cannot be negative")
+    if args.tune is not None:  # read by the tvm-tuned runner in each spawned worker
+        os.environ["DLC_BENCH_TVM_TRIALS"] = str(args.tune)
 
     models = [m for m in args.models.split(",") if m] or [
         n for n in zoo.names() if args.size in zoo.ZOO[n].sizes]

@@ -91,6 +91,7 @@ def measure(model: str, size: str, spec: str, policy: Policy) -> Result:
     """Prepare and time one runner on one zoo model, in this process."""
     from survey_bench import zoo
     from survey_bench.runners import make_runner
+    from survey_bench.runners.base import Unavailable
 
     runner = make_runner(spec)
     base = Result(model, size, spec, runner.label or spec, "unavailable")
@@ -106,6 +107,7 @@ def measure(model: str, size: str, spec: str, policy: Policy) -> Result:
         module, inputs = zoo.get(model, size)
         with torch.no_grad():
             want = _numpy(module(*inputs))
+        runner.size = size
         start = time.perf_counter()
         prepared = runner.prepare(model, module, tuple(inputs), threads)
         compile_s = time.perf_counter() - start
@@ -124,6 +126,9 @@ def measure(model: str, size: str, spec: str, policy: Policy) -> Result:
         got = prepared.to_numpy(out)
         err = _max_rel_error(got, want)
         runner.cleanup()
+    except Unavailable as exc:  # this model cannot run on this runner here: say why
+        base.reason = str(exc)
+        return base
     except Exception as exc:  # every failure is reported with its reason
         base.status = "failed"
         base.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

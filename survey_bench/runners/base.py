@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class Unavailable(Exception):
+    """Raised by `prepare` when this runner cannot run this model here (the message says why).
+
+    For reasons that depend on the model, which `unavailable()` cannot see: a model that
+    cannot be exported to ONNX, a tuned runner with no tuning log for the model.
+    """
+
+
 @dataclass
 class Prepared:
     """What `prepare` hands to the timing loop."""
@@ -29,6 +37,7 @@ class Runner:
     name: str = ""
     label: str = ""
     packages: tuple[str, ...] = ()
+    size: str = ""  # the zoo size being measured; the harness sets it before `prepare`
 
     def unavailable(self) -> str | None:
         """Why this runner cannot run here (a missing package), or None."""
