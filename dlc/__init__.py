@@ -11,10 +11,11 @@ from dlc.api import compile, import_model
 from dlc.compiled import CompiledModel
 from dlc.errors import DLCError, InputError, UnsupportedOpError
 from dlc.ir.graph import Graph
+from dlc.runtime import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CompiledModel", "DLCError", "Graph", "InputError", "UnsupportedOpError", "__version__",
-    "compile", "import_model",
+    "compile", "get_num_threads", "import_model", "set_num_threads",
 ]

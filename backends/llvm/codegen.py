@@ -5,13 +5,29 @@ bounds check failed (generated code never calls back into Python; the caller tur
 status into an exception). Buffers are dense row-major arrays; a load or store computes a
 linear offset from the indices. Values are named after the tensor-IR variables so the
 emitted IR reads like the loop nest it came from.
+
+Loop kinds: SERIAL is a plain loop; UNROLLED carries `llvm.loop.unroll.full`; PARALLEL
+forks a libgomp thread team over an outlined body (parallel.py); VECTORIZED with a
+constant extent runs once on vector lanes (vector.py). Expression emitters here are
+lane-polymorphic: an operand may be a scalar or an `<L x T>` vector, and constants take
+the shape of their operands.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from dlc.backends.llvm.parallel import emit_parallel
 from dlc.backends.llvm.types import I1, I8, I32, I64, PTR, compute_type, memory_type
+from dlc.backends.llvm.vector import (
+    VectorLowering,
+    is_vector,
+    shaped,
+    splat,
+    type_suffix,
+    vector_lanes,
+)
 from llvmlite import ir
 
 from dlc.errors import DLCError
@@ -50,57 +66,86 @@ class CodegenError(DLCError):
     """The LLVM backend met a tensor-IR construct it cannot emit."""
 
 
-class KernelEmitter:
-    """Emits one PrimFunc into an llvmlite module."""
+class KernelEmitter(VectorLowering):
+    """Emits one PrimFunc into an llvmlite module.
 
-    def __init__(self, module: ir.Module, func: PrimFunc, debug: bool = False) -> None:
+    The function takes the PrimFunc's buffers and size symbols, unless `buffers` and
+    `scalars` (names of i64 arguments) say otherwise: an outlined parallel body is a
+    function of the buffers and values it captures.
+    """
+
+    def __init__(self, module: ir.Module, func: PrimFunc, debug: bool = False, *,
+                 name: str | None = None, buffers: Sequence[Buffer] | None = None,
+                 scalars: Sequence[str] | None = None) -> None:
         self.module = module
         self.func = func
         self.debug = debug
-        params = [PTR] * len(func.params) + [I64] * len(func.sizes)
-        self.fn = ir.Function(module, ir.FunctionType(I32, params), name=func.name)
+        buffers = tuple(func.params) if buffers is None else tuple(buffers)
+        scalars = [s.name for s in func.sizes] if scalars is None else list(scalars)
+        params = [PTR] * len(buffers) + [I64] * len(scalars)
+        self.fn = ir.Function(module, ir.FunctionType(I32, params), name=name or func.name)
         self.fn.attributes.add("nounwind")
         self.buffers: dict[Buffer, ir.Value] = {}
-        for arg, buf in zip(self.fn.args, func.params):
+        for arg, buf in zip(self.fn.args, buffers):
             arg.name = buf.name
             arg.add_attribute("noalias")  # the memory planner never aliases kernel operands
             self.buffers[buf] = arg
         self.scalars: dict[str, ir.Value] = {}
         self.memo: dict[Expr, ir.Value] = {}
-        for arg, size in zip(self.fn.args[len(func.params):], func.sizes):
-            arg.name = size.name
-            self.scalars[size.name] = arg
+        for arg, size in zip(self.fn.args[len(buffers):], scalars):
+            arg.name = size
+            self.scalars[size] = arg
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self.fail_block: ir.Block | None = None
-        self.heap: list[ir.Value] = []
+        self.in_parallel = False  # inside an outlined parallel body: nested ones run serially
+        self.lanes = 0  # the lane count while emitting a vectorized loop's body
+        self.vector_var: Expr | None = None
+        self.vector_locals: set[Buffer] = set()  # scratch allocated inside that body
+        self.mask: ir.Value | None = None  # active lanes under a per-lane `if`
+        self.splats: dict[int, ir.Value] = {}
 
     # -- statements ----------------------------------------------------------------------
     def emit(self) -> ir.Function:
         """Emit the body and return the LLVM function."""
         self.stmt(self.func.body)
+        return self.finish()
+
+    def finish(self) -> ir.Function:
+        """Return 0 at the current position; the fail block (if any) returns 1."""
         self.b.ret(ir.Constant(I32, 0))
-        if self.fail_block is not None:
-            self.b.position_at_end(self.fail_block)
-            self.b.ret(ir.Constant(I32, 1))
         return self.fn
+
+    def branch_if_ok(self, ok: ir.Value, label: str) -> None:
+        """Continue when `ok`, else return status 1 (a failed debug check)."""
+        if self.fail_block is None:
+            self.fail_block = self.fn.append_basic_block("out_of_bounds")
+            ir.IRBuilder(self.fail_block).ret(ir.Constant(I32, 1))
+        cont = self.fn.append_basic_block(f"{label}.ok")
+        self.b.cbranch(ok, cont, self.fail_block)
+        self.b.position_at_end(cont)
 
     def stmt(self, s: Stmt) -> None:
         # Values computed for one statement are reused within it (a fused chain reads its
         # input several times); a store or a new block invalidates them.
         self.memo.clear()
+        self.splats.clear()
         if isinstance(s, Seq):
             for x in s.stmts:
                 self.stmt(x)
         elif isinstance(s, For):
             self.loop(s)
+        elif isinstance(s, Store) and self.lanes:
+            self.store_lanes(s)
         elif isinstance(s, Store):
             ptr = self.address(s.buffer, s.indices)
             value = self.to_memory(self.expr(s.value), s.buffer.dtype)
             self.b.store(value, ptr)
         elif isinstance(s, IfThenElse):
             cond = self.expr(s.cond)
-            if s.otherwise is None:
+            if is_vector(cond):
+                self.if_lanes(s, cond)
+            elif s.otherwise is None:
                 with self.b.if_then(cond):
                     self.stmt(s.then)
             else:
@@ -118,26 +163,42 @@ class KernelEmitter:
         if s.kind not in (LoopKind.SERIAL, LoopKind.UNROLLED, LoopKind.VECTORIZED,
                           LoopKind.PARALLEL):
             raise CodegenError(f"unknown loop kind {s.kind}")
-        name = s.var.name
+        if s.kind is LoopKind.PARALLEL and not self.in_parallel and not self.lanes:
+            emit_parallel(self, s)
+            return
+        lanes = vector_lanes(s) if s.kind is LoopKind.VECTORIZED and not self.lanes else 0
+        if lanes:
+            self.vector_loop(s, lanes)
+            return
         extent = self.expr(s.extent)
+        if is_vector(extent):
+            raise CodegenError(f"{self.func.name}: the extent of loop {s.var.name} varies "
+                               f"across the lanes of vectorized loop {self.vector_var}")
+        hint = {LoopKind.UNROLLED: "llvm.loop.unroll.full",
+                LoopKind.VECTORIZED: "llvm.loop.vectorize.enable"}.get(s.kind)
+        self.serial_loop(s.var.name, ir.Constant(I64, 0), extent, s.body, hint)
+
+    def serial_loop(self, name: str, start: ir.Value, stop: ir.Value, body: Stmt,
+                    hint: str | None = None) -> None:
+        """`for name in start..stop { body }`, with an optional `llvm.loop` hint."""
         pre = self.b.block
         header = self.fn.append_basic_block(f"{name}.header")
-        body = self.fn.append_basic_block(f"{name}.body")
+        block = self.fn.append_basic_block(f"{name}.body")
         exit_ = self.fn.append_basic_block(f"{name}.exit")
         self.b.branch(header)
         self.b.position_at_end(header)
         index = self.b.phi(I64, name=name)
-        index.add_incoming(ir.Constant(I64, 0), pre)
-        self.b.cbranch(self.b.icmp_signed("<", index, extent, name=f"{name}.cond"), body, exit_)
-        self.b.position_at_end(body)
+        index.add_incoming(start, pre)
+        self.b.cbranch(self.b.icmp_signed("<", index, stop, name=f"{name}.cond"), block, exit_)
+        self.b.position_at_end(block)
         outer = self.scalars.get(name)
         self.scalars[name] = index
-        self.stmt(s.body)
+        self.stmt(body)
         nxt = self.b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
         index.add_incoming(nxt, self.b.block)
         latch = self.b.branch(header)
-        if s.kind is LoopKind.UNROLLED:
-            latch.set_metadata("llvm.loop", self._loop_md("llvm.loop.unroll.full"))
+        if hint is not None:
+            latch.set_metadata("llvm.loop", self._loop_md(hint))
         self.b.position_at_end(exit_)
         if outer is None:
             del self.scalars[name]
@@ -145,12 +206,15 @@ class KernelEmitter:
             self.scalars[name] = outer
 
     def _loop_md(self, hint: str) -> Any:
-        node = self.module.add_metadata([self.module.add_metadata([ir.MetaDataString(
-            self.module, hint)])])
-        return node
+        """A loop ID: a distinct node whose first operand is itself (LLVM's convention),
+        then the hint, e.g. `!7 = distinct !{!7, !8}  !8 = !{!"llvm.loop.unroll.full"}`."""
+        option = self.module.add_metadata([ir.MetaDataString(self.module, hint)])
+        return _LoopID(self.module, option)
 
     def allocate(self, s: Allocate) -> None:
         buf = s.buffer
+        if self.lanes:
+            self.vector_locals.add(buf)
         elem = memory_type(buf.dtype)
         count = self.expr(_numel(buf))
         nbytes = _static_bytes(buf)
@@ -159,6 +223,7 @@ class KernelEmitter:
                 self.b.position_at_start(self.entry)
                 ptr = self.b.alloca(elem, size=ir.Constant(I64, nbytes // buf.dtype.itemsize),
                                     name=buf.name)
+            ptr.type = PTR  # llvmlite types an alloca `T*`; vector accesses need `ptr`
             self.buffers[buf] = ptr
             self.stmt(s.body)
             return
@@ -169,9 +234,9 @@ class KernelEmitter:
         self.b.call(self._libc("free", ir.VoidType(), [PTR]), [ptr])
 
     def _intrinsic(self, name: str, ty: ir.Type, nargs: int, extra: tuple = ()) -> ir.Function:
-        """Declare an overloaded LLVM intrinsic such as `llvm.maximum.f32` (ty -> ty)."""
-        suffix = {"float": "f32", "double": "f64", "half": "f16"}.get(str(ty), str(ty))
-        return self._libc(f"{name}.{suffix}", ty, [ty] * nargs + list(extra))
+        """Declare an overloaded LLVM intrinsic such as `llvm.maximum.f32` or
+        `llvm.exp.v16f32` (ty -> ty)."""
+        return self._libc(f"{name}.{type_suffix(ty)}", ty, [ty] * nargs + list(extra))
 
     def _libc(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         existing = self.module.globals.get(name)
@@ -180,13 +245,13 @@ class KernelEmitter:
         return ir.Function(self.module, ir.FunctionType(ret, args), name=name)
 
     # -- memory --------------------------------------------------------------------------
-    def address(self, buf: Buffer, indices: tuple[Expr, ...]) -> ir.Value:
+    def address(self, buf: Buffer, indices: Sequence[Expr], check: bool = True) -> ir.Value:
         """Pointer to `buf[indices]` (row-major), bounds-checked in debug mode."""
         if buf not in self.buffers:
             raise CodegenError(f"buffer {buf.name} is used outside its allocation")
         idx = [self.expr(i) for i in indices]
         dims = [self.expr(d) for d in buf.shape]
-        if self.debug:
+        if self.debug and check:
             self.bounds_check(buf, idx, dims)
         offset: ir.Value = ir.Constant(I64, 0)
         for i, (x, d) in enumerate(zip(idx, dims)):
@@ -200,28 +265,27 @@ class KernelEmitter:
             inside = self.b.and_(self.b.icmp_signed(">=", x, ir.Constant(I64, 0)),
                                  self.b.icmp_signed("<", x, d))
             ok = self.b.and_(ok, inside)
-        if self.fail_block is None:
-            self.fail_block = self.fn.append_basic_block("out_of_bounds")
-        cont = self.fn.append_basic_block(f"{buf.name}.in_bounds")
-        self.b.cbranch(ok, cont, self.fail_block)
-        self.b.position_at_end(cont)
+        self.branch_if_ok(ok, f"{buf.name}.in_bounds")
 
     def to_memory(self, v: ir.Value, dtype: DType) -> ir.Value:
         if dtype == DType.bool:
-            return self.b.zext(v, I8)
+            return self.b.zext(v, shaped(I8, v))
         if dtype == DType.bf16:  # f32 -> bf16, round to nearest even
-            bits = self.b.bitcast(v, I32)
-            lsb = self.b.and_(self.b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 1))
-            rounded = self.b.add(bits, self.b.add(lsb, ir.Constant(I32, 0x7FFF)))
-            return self.b.trunc(self.b.lshr(rounded, ir.Constant(I32, 16)), ir.IntType(16))
+            i32 = shaped(I32, v)
+            bits = self.b.bitcast(v, i32)
+            lsb = self.b.and_(self.b.lshr(bits, splat(i32, 16)), splat(i32, 1))
+            rounded = self.b.add(bits, self.b.add(lsb, splat(i32, 0x7FFF)))
+            return self.b.trunc(self.b.lshr(rounded, splat(i32, 16)),
+                                shaped(ir.IntType(16), v))
         return v
 
     def from_memory(self, v: ir.Value, dtype: DType) -> ir.Value:
         if dtype == DType.bool:
-            return self.b.icmp_unsigned("!=", v, ir.Constant(I8, 0))
+            return self.b.icmp_unsigned("!=", v, splat(v.type, 0))
         if dtype == DType.bf16:
-            wide = self.b.shl(self.b.zext(v, I32), ir.Constant(I32, 16))
-            return self.b.bitcast(wide, ir.FloatType())
+            i32 = shaped(I32, v)
+            wide = self.b.shl(self.b.zext(v, i32), splat(i32, 16))
+            return self.b.bitcast(wide, shaped(ir.FloatType(), v))
         return v
 
     # -- expressions -----------------------------------------------------------------------
@@ -235,9 +299,9 @@ class KernelEmitter:
         return value
 
     def _expr(self, e: Expr) -> ir.Value:
-        if e.lanes != 1:
-            raise CodegenError("vector expressions are produced by the vectorizer, "
-                               "not emitted directly")
+        if e.lanes != 1 and not self.lanes:
+            raise CodegenError("vector expressions (ramp, broadcast) are only emitted inside "
+                               "a vectorized loop")
         op = e.op
         if op == "const":
             return _constant(e)
@@ -247,11 +311,18 @@ class KernelEmitter:
             except KeyError:
                 raise CodegenError(f"{self.func.name}: variable {e.name} is not bound") from None
         if op == "load":
-            buf = e.args[0]
-            value = self.b.load(self.address(buf, e.args[1:]), typ=memory_type(buf.dtype),
-                                name=f"{buf.name}.val")
-            return self.from_memory(value, buf.dtype)
+            if self.lanes:
+                return self.load_lanes(e)
+            return self.scalar_load(e.args[0], e.args[1:])
+        if op in ("ramp", "broadcast"):
+            return self.lane_expr(e)
+        if self.lanes and op == "add" and e.dtype.is_float:
+            fused = self.fused_multiply_add(e)
+            if fused is not None:
+                return fused
         args = [self.expr(a) if isinstance(a, Expr) else a for a in e.args]
+        if self.lanes and any(is_vector(a) for a in args if isinstance(a, ir.Value)):
+            args = [self.widen(a) if isinstance(a, ir.Value) else a for a in args]
         if op in ("add", "sub", "mul", "div", "floordiv", "mod"):
             return self.arith(op, e.args[0].dtype, *args)
         if op in ("min", "max"):
@@ -272,6 +343,25 @@ class KernelEmitter:
             return self.intrinsic(args[0], e.dtype, e.args[1].dtype, args[1:])
         raise CodegenError(f"cannot emit expression {op}")
 
+    def scalar_load(self, buf: Buffer, indices: Sequence[Expr]) -> ir.Value:
+        value = self.b.load(self.address(buf, indices), typ=memory_type(buf.dtype),
+                            name=f"{buf.name}.val")
+        return self.from_memory(value, buf.dtype)
+
+    def fused_multiply_add(self, e: Expr) -> ir.Value | None:
+        """`a * b + c` on vectors as `llvm.fmuladd.v16f32` (None: not that pattern, or
+        scalar: LLVM contracts scalar code itself)."""
+        x, y = e.args
+        product, addend = (y, x) if y.op == "mul" else (x, y)
+        if product.op != "mul":
+            return None
+        a, b, c = (self.expr(v) for v in (*product.args, addend))
+        if not any(is_vector(v) for v in (a, b, c)):
+            return None
+        a, b, c = (self.widen(v) for v in (a, b, c))
+        return self.b.call(self._intrinsic("llvm.fmuladd", a.type, 3), [a, b, c],
+                           fastmath=FLOAT_FLAGS, name="fma")
+
     def arith(self, op: str, dtype: DType, a: ir.Value, b: ir.Value) -> ir.Value:
         if dtype.is_float:
             fn = {"add": self.b.fadd, "sub": self.b.fsub, "mul": self.b.fmul,
@@ -280,6 +370,8 @@ class KernelEmitter:
                 raise CodegenError(f"{op} on floats")
             return fn(a, b, flags=FLOAT_FLAGS)
         signed = dtype.is_signed
+        if op in ("div", "floordiv", "mod"):
+            b = self.safe_divisor(b)
         if op == "add":
             return self.b.add(a, b)
         if op == "sub":
@@ -292,7 +384,7 @@ class KernelEmitter:
             return self.b.udiv(a, b) if op == "floordiv" else self.b.urem(a, b)
         # Python semantics: round toward -inf; adjust C's truncating division.
         q, r = self.b.sdiv(a, b), self.b.srem(a, b)
-        zero = ir.Constant(a.type, 0)
+        zero = splat(a.type, 0)
         fix = self.b.and_(self.b.icmp_signed("!=", r, zero),
                           self.b.icmp_signed("!=", self.b.icmp_signed("<", r, zero),
                                              self.b.icmp_signed("<", b, zero)))
@@ -301,7 +393,7 @@ class KernelEmitter:
         return self.b.select(fix, self.b.add(r, b), r)
 
     def minmax(self, op: str, dtype: DType, a: ir.Value, b: ir.Value) -> ir.Value:
-        ty = compute_type(dtype)
+        ty = a.type
         if dtype.is_float:
             # llvm.maximum/minimum propagate NaN, like torch.maximum and relu
             name = "llvm.maximum" if op == "max" else "llvm.minimum"
@@ -321,7 +413,7 @@ class KernelEmitter:
 
     def convert(self, v: ir.Value, src: DType, dst: DType) -> ir.Value:
         """C-style conversion (floats truncate toward zero into integers)."""
-        st, dt = compute_type(src), compute_type(dst)
+        st, dt = v.type, shaped(compute_type(dst), v)
         if dst == DType.bf16 and src != DType.bf16:
             # registers hold bf16 widened to f32: round to bf16 precision here, so a fused
             # chain rounds where the unfused one would store and reload
@@ -331,8 +423,8 @@ class KernelEmitter:
             return v
         if dst == DType.bool:
             if src.is_float:
-                return self.b.fcmp_unordered("!=", v, ir.Constant(st, 0.0))
-            return self.b.icmp_unsigned("!=", v, ir.Constant(st, 0))
+                return self.b.fcmp_unordered("!=", v, splat(st, 0.0))
+            return self.b.icmp_unsigned("!=", v, splat(st, 0))
         if src.is_float and dst.is_float:
             wider = _float_bits(dst) > _float_bits(src)
             return self.b.fpext(v, dt) if wider else self.b.fptrunc(v, dt)
@@ -342,15 +434,18 @@ class KernelEmitter:
             if src == DType.bool or not src.is_signed:
                 return self.b.uitofp(v, dt)
             return self.b.sitofp(v, dt)
-        if dt.width > st.width:
+        if compute_type(dst).width > compute_type(src).width:
             return self.b.sext(v, dt) if src.is_signed and src != DType.bool else self.b.zext(v, dt)
         return self.b.trunc(v, dt)
 
     def intrinsic(self, name: str, dtype: DType, arg_dtype: DType, args: list[ir.Value]
                   ) -> ir.Value:
-        ty = compute_type(arg_dtype)
         x = args[0]
+        ty = shaped(compute_type(arg_dtype), x)
         if name == "pow" and not arg_dtype.is_float:
+            if is_vector(x):
+                return self.per_lane(lambda b, n: self.int_pow(b, n, arg_dtype.is_signed),
+                                     args)
             return self.int_pow(x, args[1], arg_dtype.is_signed)
         if name in _BITWISE:
             if arg_dtype.is_float:
@@ -358,10 +453,10 @@ class KernelEmitter:
             return getattr(self.b, _BITWISE[name])(*args)
         if name == "signbit":
             if not arg_dtype.is_float:
-                return (self.b.icmp_signed("<", x, ir.Constant(ty, 0)) if arg_dtype.is_signed
-                        else ir.Constant(I1, 0))
-            bits = ir.IntType(_float_bits(arg_dtype))  # bf16 is held as f32
-            return self.b.icmp_signed("<", self.b.bitcast(x, bits), ir.Constant(bits, 0))
+                return (self.b.icmp_signed("<", x, splat(ty, 0)) if arg_dtype.is_signed
+                        else splat(shaped(I1, x), 0))
+            bits = shaped(ir.IntType(_float_bits(arg_dtype)), x)  # bf16 is held as f32
+            return self.b.icmp_signed("<", self.b.bitcast(x, bits), splat(bits, 0))
         if name in _LLVM_INTRINSIC:
             fn = self._intrinsic(_LLVM_INTRINSIC[name], ty, len(args))
             return self.b.call(fn, args, fastmath=FLOAT_FLAGS)
@@ -372,16 +467,16 @@ class KernelEmitter:
             return self.b.call(fn, [x, ir.Constant(I1, 0)])
         if name == "rsqrt":
             root = self.intrinsic("sqrt", dtype, arg_dtype, [x])
-            return self.b.fdiv(ir.Constant(ty, 1.0), root, flags=FLOAT_FLAGS)
+            return self.b.fdiv(splat(ty, 1.0), root, flags=FLOAT_FLAGS)
         if name == "sigmoid":
             neg = self.b.fneg(x, flags=FLOAT_FLAGS)
             e = self.intrinsic("exp", dtype, arg_dtype, [neg])
-            one = ir.Constant(ty, 1.0)
+            one = splat(ty, 1.0)
             return self.b.fdiv(one, self.b.fadd(one, e, flags=FLOAT_FLAGS), flags=FLOAT_FLAGS)
         if name == "sign":
-            zero = ir.Constant(ty, 0.0 if arg_dtype.is_float else 0)
-            one = ir.Constant(ty, 1.0 if arg_dtype.is_float else 1)
-            minus = ir.Constant(ty, -1.0 if arg_dtype.is_float else -1)
+            zero = splat(ty, 0.0 if arg_dtype.is_float else 0)
+            one = splat(ty, 1.0 if arg_dtype.is_float else 1)
+            minus = splat(ty, -1.0 if arg_dtype.is_float else -1)
             gt = self.compare("gt", arg_dtype, x, zero)
             lt = self.compare("lt", arg_dtype, x, zero)
             return self.b.select(gt, one, self.b.select(lt, minus, x))
@@ -389,7 +484,10 @@ class KernelEmitter:
             return self.b.fcmp_unordered("uno", x, x)
         if name == "isinf":
             mag = self.b.call(self._intrinsic("llvm.fabs", ty, 1), [x])
-            return self.b.fcmp_ordered("==", mag, ir.Constant(ty, float("inf")))
+            return self.b.fcmp_ordered("==", mag, splat(ty, float("inf")))
+        if name in _LIBM and is_vector(x):  # no vector libm here: one call per lane
+            return self.per_lane(lambda *xs: self.intrinsic(name, dtype, arg_dtype, list(xs)),
+                                 args)
         if name in _LIBM:
             if ty == ir.HalfType():  # libm has no f16 functions: compute in f32, round once
                 wide = [self.b.fpext(a, ir.FloatType()) for a in args]
@@ -432,6 +530,23 @@ class KernelEmitter:
         unit = self.b.select(self.b.icmp_signed("==", base, one), one, self.b.select(
             self.b.icmp_signed("==", base, minus), self.b.select(odd, minus, one), zero))
         return self.b.select(self.b.icmp_signed("<", exp, zero), unit, result)
+
+
+class _LoopID(ir.values.MDValue):
+    """A self-referential `distinct` metadata node, as `llvm.loop` requires."""
+
+    def __init__(self, module: ir.Module, *options: ir.values.MDValue) -> None:
+        super().__init__(module, [], name=str(len(module.metadata)))
+        self.operands = (self, *options)
+
+    def descr(self, buf: list[str]) -> None:
+        refs = ", ".join(op.get_reference() for op in self.operands)
+        buf += (f"distinct !{{ {refs} }}", "\n")
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
 
 
 def _float_bits(d: DType) -> int:

@@ -2,23 +2,63 @@
 
 The target machine is created for the host's CPU name and features (`znver4` with
 AVX-512 here), so LLVM may use 512-bit vectors; -O3 runs LLVM's standard pipeline.
+
+Parallel loops call libgomp (`GOMP_parallel`, `omp_get_thread_num`): it is loaded into the
+process before anything is JIT-ed, so MCJIT resolves those symbols. Each JIT-ed module's
+`dlc_num_threads` global is registered with `dlc.runtime`, which writes the thread count
+set by `dlc.set_num_threads` into it.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import functools
+import glob
+import importlib.util
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from dlc import runtime
+from dlc.errors import DLCError
+
 
 @functools.cache
 def _initialize() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    openmp_library()
+
+
+def _openmp_candidates() -> list[str]:
+    """libgomp from the system first, then the copy torch bundles (`torch/lib`)."""
+    names = ["libgomp.so.1"]
+    for lib in ("gomp", "omp"):
+        found = ctypes.util.find_library(lib)
+        if found:
+            names.append(found)
+    spec = importlib.util.find_spec("torch")  # located, not imported (that takes seconds)
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        names += sorted(glob.glob(os.path.join(root, "lib", "libgomp*.so*")))
+        names += sorted(glob.glob(os.path.join(root, os.pardir, "torch.libs", "libgomp*")))
+    return list(dict.fromkeys(names))
+
+
+@functools.cache
+def openmp_library() -> str | None:
+    """Load an OpenMP runtime with the GOMP entry points into the process; its name, or
+    None when there is none (kernels with parallel loops then cannot be JIT-ed)."""
+    for name in _openmp_candidates():
+        try:
+            llvm.load_library_permanently(name)
+        except RuntimeError:
+            continue
+        return name
+    return None
 
 
 @functools.cache
@@ -99,7 +139,23 @@ class JITModule:
 def jit(module: Any) -> JITModule:
     """Compile an optimized binding module to machine code in this process."""
     _initialize()
+    if openmp_library() is None and _declares(module, "GOMP_parallel"):
+        raise DLCError("this model has parallel loops, but no OpenMP runtime was found "
+                       "(looked for libgomp.so.1 and torch's bundled copy); install libgomp "
+                       "(e.g. `apt-get install libgomp1`) or schedule without `parallel`")
     engine = llvm.create_mcjit_compiler(module, new_target_machine())
     engine.finalize_object()
     engine.run_static_constructors()
-    return JITModule(engine, module)
+    compiled = JITModule(engine, module)
+    if _defines(module, runtime.NUM_THREADS_SYMBOL):
+        address = engine.get_global_value_address(runtime.NUM_THREADS_SYMBOL)
+        runtime.track_thread_count(compiled, address)
+    return compiled
+
+
+def _declares(module: Any, name: str) -> bool:
+    return any(f.name == name for f in module.functions)
+
+
+def _defines(module: Any, name: str) -> bool:
+    return any(g.name == name and not g.is_declaration for g in module.global_variables)
