@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--why-not-fused", action="store_true",
                       help="list every edge fusion refused, with the rule that refused it")
     show.add_argument("--rules", action="store_true", help="list the rewrite rules that fired")
+    show.add_argument("--schedule", action="store_true",
+                      help="with --stage tensor: print each kernel's schedule trace")
     show.set_defaults(handler=_show)
 
     run = model_command("run", "run a model and compare it with its source framework")
@@ -128,7 +130,7 @@ def _show(args: argparse.Namespace) -> int:
         firings = compiled.ctx.rule_firings()
         print("\n".join(str(f) for f in firings) if firings else "no rewrite rule fired")
         return 0
-    print(compiled.show(args.stage), end="")
+    print(compiled.show(args.stage, schedule=args.schedule), end="")
     return 0
 
 

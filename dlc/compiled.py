@@ -50,7 +50,9 @@ class CompiledModel:
         plan = self.ctx.fusion_plan if self.ctx is not None else None
         groups = plan.node_groups() if plan is not None else None
         arena = self.ctx.memory_plan if self.ctx is not None else None
-        self.executable = build(self.graph, groups=groups, arena=arena, debug=self.debug)
+        schedule = self.ctx.schedule if self.ctx is not None else "naive"
+        self.executable = build(self.graph, groups=groups, arena=arena, debug=self.debug,
+                                schedule=schedule)
         self.timings["llvm"] = time.perf_counter() - start
 
     def __call__(self, *args: Any) -> Any:
@@ -68,9 +70,10 @@ class CompiledModel:
         arrays = [to_runtime_value(a, v.name) for a, v in zip(args, self.graph.inputs)]
         return bind_symbols(self.graph, arrays if len(args) == len(self.graph.inputs) else args)
 
-    def show(self, stage: str = "graph") -> str:
+    def show(self, stage: str = "graph", schedule: bool = False) -> str:
         """The text of one stage: graph, fused, tensor, llvm (before LLVM's optimizer),
-        llvm-opt (after -O3) or asm (machine code)."""
+        llvm-opt (after -O3) or asm (machine code). With `schedule`, the tensor stage
+        prints each kernel's schedule trace above its scheduled loop nest."""
         if stage not in STAGES:
             raise DLCError(f"unknown stage {stage!r}; stages are: {', '.join(STAGES)}")
         if stage == "graph":
@@ -86,7 +89,15 @@ class CompiledModel:
                            f"for {self.target!r})")
         exe = self.executable
         if stage == "tensor":
-            return "\n".join(str(f) for f in exe.model.funcs)
+            if not schedule:
+                return "\n".join(str(f) for f in exe.model.funcs)
+            parts = []
+            for func, trace in zip(exe.model.funcs, exe.model.traces):
+                steps = str(trace).strip() if trace is not None and str(trace).strip() else \
+                    "(not scheduled)"
+                parts.append("# schedule:\n" + "\n".join(f"#   {line}" for line in
+                                                           steps.splitlines()) + "\n" + str(func))
+            return "\n".join(parts)
         if stage == "llvm":
             return exe.llvm_ir
         if stage == "llvm-opt":

@@ -220,6 +220,7 @@ class PassContext:
     log: list[LogEntry] = field(default_factory=list)
     fusion_plan: FusionPlan | None = None
     memory_plan: MemoryPlan | None = None
+    schedule: str = "naive"  # "default": the backend schedules each kernel by rules
     current_pass: str = ""
 
     def record_rewrite(self, rule: str, node: Node, index: int) -> None:
@@ -382,6 +383,7 @@ LEVEL_OF: dict[str, int] = {
     "eliminate-dead-code": 1,
     "fuse": 2,
     "plan-memory": 3,
+    "schedule": 1,
 }
 """The planned graph passes in pipeline order, each with the lowest opt level that runs it.
 
@@ -392,7 +394,7 @@ A name whose pass is not registered (its module is absent from `passes/graph/`, 
 trimmed build) is skipped, never stubbed; every pass listed here exists today.
 """
 
-NAIVE_VARIANTS: tuple[str, ...] = ("fuse", "plan-memory")
+NAIVE_VARIANTS: tuple[str, ...] = ("fuse", "plan-memory", "schedule")
 """Stages a backend always needs: below their level, or when disabled, they run with
 `naive=True` (one group per op; one buffer per intermediate), so "everything disabled"
 is exactly O0 and an ablation switches off one optimization at a time."""

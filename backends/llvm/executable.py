@@ -19,6 +19,7 @@ per component, and a sparse output is allocated per component and returned as a
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ class ModelKernels:
     slots: dict[BufferKey, int]  # buffer -> index in the slot table
     symbols: list[str]  # order of the sizes array
     names: dict[Value, str] = field(default_factory=dict)
+    traces: list[Any] = field(default_factory=list)  # per kernel: its schedule Trace or None
+    unscheduled: list[str] = field(default_factory=list)  # rules that did not apply
 
     @property
     def funcs(self) -> list[PrimFunc]:
@@ -89,12 +92,29 @@ def value_names(graph: Graph) -> dict[Value, str]:
     return names
 
 
-def lower_model(graph: Graph, groups: Sequence[Sequence[Node]]) -> ModelKernels:
-    """Lower every group of `graph` to a PrimFunc and assign buffer slots."""
+def lower_model(graph: Graph, groups: Sequence[Sequence[Node]],
+                schedule: str = "naive") -> ModelKernels:
+    """Lower every group of `graph` to a PrimFunc and assign buffer slots.
+
+    `schedule="default"` applies the rule-based schedules (passes/tensor/schedule_rules)
+    to each kernel; "naive" keeps the loop nests as lowered.
+    """
     check_lowerable(graph, "llvm")
     names = value_names(graph)
     lowered = [lower_group(graph, nodes, f"k{i}_{_kernel_label(nodes)}", names)
                for i, nodes in enumerate(groups)]
+    traces: list[Any] = [None] * len(lowered)
+    skipped: list[str] = []
+    if schedule == "default":
+        from dlc.passes.tensor.schedule_rules import default_schedule
+
+        from dlc.runtime import get_num_threads
+
+        for k, g in enumerate(lowered):
+            sch, report = default_schedule(g.func, get_num_threads())
+            lowered[k] = dataclasses.replace(g, func=sch.func)
+            traces[k] = sch.trace
+            skipped.extend(report.skipped)
     slots: dict[BufferKey, int] = {}
     for v in [*graph.inputs, *graph.constant_values()]:
         for key in buffer_keys(v):
@@ -102,7 +122,7 @@ def lower_model(graph: Graph, groups: Sequence[Sequence[Node]]) -> ModelKernels:
     for g in lowered:
         for v in [*g.inputs, *g.outputs]:
             slots.setdefault(v, len(slots))
-    return ModelKernels(graph, lowered, slots, sorted(graph.symbols), names)
+    return ModelKernels(graph, lowered, slots, sorted(graph.symbols), names, traces, skipped)
 
 
 def _kernel_label(nodes: Sequence[Node]) -> str:
@@ -294,10 +314,11 @@ def _align(x: Any) -> Any:
 
 
 def build(graph: Graph, groups: Sequence[Sequence[Node]] | None = None,
-          arena: ArenaPlan | None = None, debug: bool = False, opt_level: int = 3
-          ) -> Executable:
+          arena: ArenaPlan | None = None, debug: bool = False, opt_level: int = 3,
+          schedule: str = "naive") -> Executable:
     """Lower, emit, optimize and JIT a graph (one group per node when none are given)."""
-    model = lower_model(graph, groups if groups is not None else [[n] for n in graph.nodes])
+    model = lower_model(graph, groups if groups is not None else [[n] for n in graph.nodes],
+                        schedule)
     module = emit_module(model, debug)
     text = str(module)
     jit_module = jit(optimize(text, opt_level))

@@ -13,6 +13,7 @@
 | `eliminate-dead-code` | removes nodes no output depends on |
 | `fuse` | groups ops into kernels by fusion kind (post-dominator analysis, as TVM) |
 | `plan-memory` | liveness + best-fit buffer reuse in one arena (an annotation) |
+| `schedule` | switches the rule-based loop schedules on (applied when groups are lowered) |
 """
 
 from dlc.passes.graph import (  # noqa: F401  (imported for their registrations)
@@ -24,6 +25,7 @@ from dlc.passes.graph import (  # noqa: F401  (imported for their registrations)
     plan_memory,
     recognize_spmm,
     reparameterize,
+    schedule,
     simplify,
     sink_transposes,
     transform_layout,

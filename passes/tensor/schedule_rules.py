@@ -1,0 +1,211 @@
+"""Default schedules: rules keyed on the shape of each loop nest of a kernel.
+
+Every kernel is a sequence of loop nests (one per materialized tensor). Each nest is
+classified and scheduled with the primitives of `Schedule`, so the result is an ordinary,
+printable, replayable trace:
+
+* **reduction nests** (GEMM-like: matmul, linear, conv, and the row statistics of norms
+  and softmax): the innermost spatial loop is split by the vector width and its
+  accumulator becomes a register tile (`cache_write`), so the reduction loops run outside
+  a `<16 x float>` inner loop of independent accumulators — the FMA-friendly order of
+  every BLAS micro-kernel; the tile's init and write-back loops are vectorized too;
+* **elementwise / injective nests**: the innermost loop is split by the vector width and
+  vectorized (a guarded tail when the extent is not a multiple);
+* **both**: the outermost loop runs in parallel (fused with the next one when it has
+  fewer iterations than threads, as a batch of 1 does); inner loops of extent <= 4 that
+  remain serial are unrolled.
+
+A rule that does not apply (its primitive refuses with a ScheduleError) is skipped and
+the reason recorded, so a kernel is never made wrong, only left less optimized.
+
+    Before (a conv's nest):          After:
+      for n, c, h, w:                  parallel for n_c_fused:
+        acc = 0                          for h, w_o:
+        for rc, kh, kw: acc += ...         tile[0..16] = 0          (vectorized)
+        out[n, c, h, w] = relu(acc)        for rc, kh, kw:
+                                             for w_i: tile[w_i] += ...  (vectorized)
+                                           out[.., w_o*16 + w_i] = relu(tile[w_i])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dlc.passes.tensor.schedule import Schedule, ScheduleError
+
+from dlc.ir.tensor.expr import Expr, children
+from dlc.ir.tensor.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store, walk
+
+VECTOR_LANES = 16  # float32 lanes of one AVX-512 register
+MIN_PARALLEL = 2  # iterations a parallel loop needs to be worth forking for
+UNROLL_LIMIT = 4
+
+
+@dataclass
+class ScheduleReport:
+    """What the rules did to one kernel: the trace, and the rules that did not apply."""
+
+    kernel: str
+    skipped: list[str] = field(default_factory=list)
+
+
+def default_schedule(func: PrimFunc, threads: int = 2) -> tuple[Schedule, ScheduleReport]:
+    """Schedule every nest of `func` with the default rules."""
+    sch = Schedule(func)
+    report = ScheduleReport(func.name)
+    for store_buffer, is_reduction in _nests(sch.func):
+        try:
+            if is_reduction:
+                _schedule_reduction(sch, store_buffer, threads, report)
+            else:
+                _schedule_elementwise(sch, store_buffer, threads, report)
+        except ScheduleError as err:  # a rule that does not fit this nest: keep going
+            report.skipped.append(f"{store_buffer}: {err}")
+    return sch, report
+
+
+def _nests(func: PrimFunc) -> list[tuple[str, bool]]:
+    """(buffer written by the nest's final store, whether the nest reduces) per top-level
+    loop nest, in order."""
+    out: list[tuple[str, bool]] = []
+    for nest in _top_level_nests(func.body):
+        stores = [s for s in walk(nest) if isinstance(s, Store) and s.buffer.scope != "local"]
+        if not stores:
+            continue
+        reduces = any(isinstance(s, Allocate) and s.buffer.scope == "local"
+                      for s in walk(nest))
+        if len({s.buffer.name for s in stores}) != 1:
+            continue  # a nest writing several buffers (split, an extern): leave it be
+        out.append((stores[-1].buffer.name, reduces))
+    return out
+
+
+def _top_level_nests(s: Stmt) -> list[Stmt]:
+    if isinstance(s, Seq):
+        return [n for x in s.stmts for n in _top_level_nests(x)]
+    if isinstance(s, Allocate):
+        return _top_level_nests(s.body)
+    return [s] if isinstance(s, For) else []
+
+
+def _extent(sch: Schedule, loop: str) -> int | None:
+    for s in walk(sch.func.body):
+        if isinstance(s, For) and s.var.name == loop:
+            return s.extent.value if s.extent.is_const else None
+    return None
+
+
+def _parallel_outer(sch: Schedule, loops: list[str], threads: int,
+                    report: ScheduleReport) -> None:
+    if not loops:
+        return
+    outer = loops[0]
+    extent = _extent(sch, outer)
+    if extent is not None and extent < max(threads, MIN_PARALLEL) and len(loops) > 1:
+        try:
+            outer = sch.fuse(outer, loops[1])
+        except ScheduleError as err:
+            report.skipped.append(str(err))
+    extent = _extent(sch, outer)
+    if extent is not None and extent < MIN_PARALLEL:
+        return
+    sch.parallel(outer)
+
+
+def _indirect(sch: Schedule, loop: str) -> bool:
+    """True when the loop reads through an index loaded from memory (a gather such as
+    `x[src[e]]`): such loops stay scalar (lanes would gather anyway)."""
+    for s in walk(sch.func.body):
+        if isinstance(s, For) and s.var.name == loop:
+            for x in walk(s.body):
+                exprs = [*x.indices, x.value] if isinstance(x, Store) else []
+                if any(_has_indirect_load(e) for e in exprs):
+                    return True
+    return False
+
+
+def _has_indirect_load(e: Expr) -> bool:
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if x.op == "load" and any(_loads(i) for i in x.args[1:]):
+            return True
+        stack.extend(children(x))
+    return False
+
+
+def _loads(e: Expr) -> bool:
+    return e.op == "load" or any(_loads(c) for c in children(e))
+
+
+def _vectorize_inner(sch: Schedule, loop: str, report: ScheduleReport) -> str | None:
+    if _indirect(sch, loop):
+        report.skipped.append(f"vectorize({loop}): reads through loaded indices")
+        return None
+    extent = _extent(sch, loop)
+    if extent is None or extent < VECTOR_LANES // 2:
+        return None
+    if extent <= VECTOR_LANES:
+        sch.vectorize(loop)
+        return loop
+    _, inner = sch.split(loop, VECTOR_LANES)
+    sch.vectorize(inner)
+    return inner
+
+
+def _schedule_elementwise(sch: Schedule, buffer: str, threads: int,
+                          report: ScheduleReport) -> None:
+    loops = sch.loops(buffer)
+    if not loops:
+        return
+    try:
+        _vectorize_inner(sch, loops[-1], report)
+    except ScheduleError as err:
+        report.skipped.append(str(err))
+    _parallel_outer(sch, sch.loops(buffer)[: max(1, len(loops) - 1)], threads, report)
+
+
+def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
+                        report: ScheduleReport) -> None:
+    spatial = sch.loops(buffer)
+    if not spatial:
+        return
+    inner = spatial[-1]
+    extent = _extent(sch, inner)
+    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner):
+        try:
+            if extent > VECTOR_LANES:
+                outer, inner = sch.split(inner, VECTOR_LANES)
+                anchor = outer
+            else:
+                anchor = spatial[-2] if len(spatial) > 1 else None
+            if anchor is not None:
+                sch.cache_write(buffer, anchor)
+                for name in (inner, f"{inner}_init", f"{inner}_wb"):
+                    if _has_loop(sch, name):
+                        try:
+                            sch.vectorize(name)
+                        except ScheduleError as err:
+                            report.skipped.append(str(err))
+        except ScheduleError as err:
+            report.skipped.append(str(err))
+    outer_loops = sch.loops(buffer)
+    _parallel_outer(sch, outer_loops[: max(1, len(outer_loops) - 1)], threads, report)
+    _unroll_small(sch, report)
+
+
+def _has_loop(sch: Schedule, name: str) -> bool:
+    return any(isinstance(s, For) and s.var.name == name for s in walk(sch.func.body))
+
+
+def _unroll_small(sch: Schedule, report: ScheduleReport) -> None:
+    from dlc.ir.tensor.stmt import LoopKind
+
+    for s in list(walk(sch.func.body)):
+        if (isinstance(s, For) and s.kind is LoopKind.SERIAL and s.extent.is_const
+                and 1 < s.extent.value <= UNROLL_LIMIT
+                and not any(isinstance(x, (For, IfThenElse)) for x in walk(s.body))):
+            try:
+                sch.unroll(s.var.name)
+            except ScheduleError as err:
+                report.skipped.append(str(err))
