@@ -39,6 +39,7 @@ from dlc.ir.tensor.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, S
 VECTOR_LANES = 16  # float32 lanes of one AVX-512 register
 MIN_PARALLEL = 2  # iterations a parallel loop needs to be worth forking for
 UNROLL_LIMIT = 4
+ROW_TILE = 4  # rows of a GEMM register tile (4 x 16 floats = 4 zmm accumulators)
 
 
 @dataclass
@@ -172,9 +173,16 @@ def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
         return
     inner = spatial[-1]
     extent = _extent(sch, inner)
+    rows = _extent(sch, spatial[-2]) if len(spatial) > 1 else None
     if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner):
         try:
-            if extent > VECTOR_LANES:
+            row_tile = None
+            if extent > VECTOR_LANES and rows is not None and rows >= ROW_TILE:
+                # a ROW_TILE x 16 register tile: each vector of B feeds ROW_TILE FMAs
+                _, outer, row_tile, inner = sch.tile(spatial[-2], inner, ROW_TILE,
+                                                     VECTOR_LANES)
+                anchor = outer
+            elif extent > VECTOR_LANES:
                 outer, inner = sch.split(inner, VECTOR_LANES)
                 anchor = outer
             else:
@@ -187,6 +195,13 @@ def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
                             sch.vectorize(name)
                         except ScheduleError as err:
                             report.skipped.append(str(err))
+                if row_tile is not None:
+                    for name in (row_tile, f"{row_tile}_init", f"{row_tile}_wb"):
+                        if _has_loop(sch, name):
+                            try:
+                                sch.unroll(name)
+                            except ScheduleError as err:
+                                report.skipped.append(str(err))
         except ScheduleError as err:
             report.skipped.append(str(err))
     outer_loops = sch.loops(buffer)
