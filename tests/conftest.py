@@ -16,6 +16,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Compiled kernels are cached on disk; tests use a private cache, never the user's.
+    import tempfile
+
+    os.environ.setdefault("DLC_CACHE_DIR", tempfile.mkdtemp(prefix="dlc-test-cache-"))
     # One thread per xdist worker: two workers on two cores must not oversubscribe.
     try:
         import torch

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from dlc.backends.llvm.codegen import emit_kernel
-from dlc.backends.llvm.jit import JITModule, jit, optimize, prepare
+from dlc.backends.llvm.jit import JITModule, compile_ir, prepare
 from dlc.backends.llvm.types import I32, I64, PTR
 from dlc.passes.tensor.lower_group import LoweredGroup, check_lowerable, lower_group
 from llvmlite import ir
@@ -321,5 +321,5 @@ def build(graph: Graph, groups: Sequence[Sequence[Node]] | None = None,
                         schedule)
     module = emit_module(model, debug)
     text = str(module)
-    jit_module = jit(optimize(text, opt_level))
+    jit_module = compile_ir(text, opt_level)
     return Executable(model, text, jit_module, arena or naive_arena(model))

@@ -15,9 +15,11 @@ import ctypes
 import ctypes.util
 import functools
 import glob
+import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -112,11 +114,24 @@ def optimize(text: str, opt_level: int = 3) -> Any:
 
 @dataclass
 class JITModule:
-    """A JIT-compiled module; `function(name, nargs)` gives a ctypes callable."""
+    """A JIT-compiled module; `function(name, nargs)` gives a ctypes callable.
+
+    `module` is the optimized LLVM module (for `show("llvm-opt")` and assembly); when the
+    machine code came from the compile cache it is re-derived from `text` on first use.
+    """
 
     engine: Any
-    module: Any
+    _module: Any = None
+    text: str = ""
+    opt_level: int = 3
+    from_cache: bool = False
     _fns: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def module(self) -> Any:
+        if self._module is None:
+            self._module = optimize(self.text, self.opt_level)
+        return self._module
 
     def address(self, name: str) -> int:
         addr = self.engine.get_function_address(name)
@@ -159,3 +174,70 @@ def _declares(module: Any, name: str) -> bool:
 
 def _defines(module: Any, name: str) -> bool:
     return any(g.name == name and not g.is_declaration for g in module.global_variables)
+
+
+# -- the compile cache -------------------------------------------------------------------
+
+
+def cache_dir() -> Path | None:
+    """Where compiled objects are kept (`$DLC_CACHE_DIR/kernels`, default
+    `~/.cache/dlc/kernels`); None when `DLC_NO_CACHE` is set."""
+    if os.environ.get("DLC_NO_CACHE"):
+        return None
+    root = Path(os.environ.get("DLC_CACHE_DIR", Path.home() / ".cache" / "dlc"))
+    return root / "kernels"
+
+
+def cache_key(text: str, opt_level: int) -> str:
+    """The key of a compiled object: the emitted IR (which already names every kernel and
+    its schedule deterministically), the CPU and its features, LLVM and dlc versions."""
+    import llvmlite
+
+    from dlc import __version__
+
+    h = hashlib.sha256()
+    for part in (text, host_cpu(), llvmlite.__version__, __version__, str(opt_level)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def compile_ir(text: str, opt_level: int = 3) -> JITModule:
+    """Optimize and JIT LLVM IR text, reusing machine code from the on-disk cache.
+
+    A miss runs LLVM's -O`opt_level` pipeline and code generation and stores the object
+    file; a hit loads the object file straight into the JIT, which skips both (about three
+    quarters of a model's compile time).
+    """
+    _initialize()
+    directory = cache_dir()
+    key = cache_key(text, opt_level)
+    path = directory / f"{key}.o" if directory is not None else None
+    obj = path.read_bytes() if path is not None and path.is_file() else None
+    module = None
+    if obj is None:
+        module = optimize(text, opt_level)
+        if path is None:
+            compiled = jit(module)
+            compiled.text, compiled.opt_level = text, opt_level
+            return compiled
+        obj = host_target_machine().emit_object(module)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(obj)
+        tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
+    if openmp_library() is None and "GOMP_parallel" in text:
+        raise DLCError("this model has parallel loops, but no OpenMP runtime was found; "
+                       "install libgomp (e.g. `apt-get install libgomp1`)")
+    empty = llvm.parse_assembly("")
+    empty.triple = llvm.get_process_triple()
+    engine = llvm.create_mcjit_compiler(empty, new_target_machine())
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    engine.run_static_constructors()
+    compiled = JITModule(engine, module, text, opt_level, from_cache=module is None)
+    if f"@{runtime.NUM_THREADS_SYMBOL} =" in text or \
+            f'@"{runtime.NUM_THREADS_SYMBOL}" =' in text:
+        address = engine.get_global_value_address(runtime.NUM_THREADS_SYMBOL)
+        runtime.track_thread_count(compiled, address)
+    return compiled
