@@ -46,7 +46,7 @@ def import_model(model: Any, example_inputs: Sequence[Any] | None = None,
 
 
 def compile(model: Any, example_inputs: Sequence[Any] | None = None,  # noqa: A001
-            dynamic_shapes: Any = None, target: str = "ref", opt_level: int = 3,
+            dynamic_shapes: Any = None, target: str = "llvm", opt_level: int = 3,
             disable: Sequence[str] = (), debug: bool = False,
             instruments: Sequence[Any] = ()) -> CompiledModel:
     """Compile a model for `target` ("ref": the NumPy interpreter; "llvm": native code).

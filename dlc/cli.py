@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help)
         c.add_argument("model", help="path/to/file.py:factory, a zoo name, or a .onnx path")
         c.add_argument("--size", default="tiny", help="zoo model size (tiny, bench, large)")
-        c.add_argument("--target", default="ref", choices=("ref", "llvm"),
+        c.add_argument("--target", default="llvm", choices=("ref", "llvm"),
                        help="ref: the NumPy interpreter; llvm: native code")
         c.add_argument("--opt-level", type=int, default=3, choices=(0, 1, 2, 3))
         c.add_argument("--disable", default="", metavar="PASS,...",

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("models", nargs="*", default=list(DEMO_MODELS))
     parser.add_argument("--size", default="tiny")
-    parser.add_argument("--target", default="ref")
+    parser.add_argument("--target", default="llvm")
     args = parser.parse_args(argv)
 
     console = Console()
@@ -66,7 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     console.print(table)
     if args.target == "ref":
         console.print("target 'ref' is dlc's NumPy reference interpreter: the oracle, not a "
-                      "fast backend. The LLVM backend is the next milestone (see README).")
+                      "fast backend.")
+    console.print("Times are one call each on tiny models (a smoke test, not a benchmark: "
+                  "`make bench` measures bench-size models against PyTorch, ONNX Runtime, "
+                  "TVM and XLA).")
     return 1 if failures else 0
 
 

@@ -63,7 +63,7 @@ def test_symbolic_size_must_agree_across_inputs() -> None:
 
 
 def test_unknown_target_and_stage_are_clear_errors() -> None:
-    with pytest.raises(DLCError, match="unknown target 'cuda'; available targets: ref"):
+    with pytest.raises(DLCError, match="unknown target 'cuda'; available targets: ref, llvm"):
         dlc.compile(TwoOutputs(), inputs(), target="cuda")
     compiled = dlc.compile(TwoOutputs(), inputs())
     with pytest.raises(DLCError, match="unknown stage"):

@@ -1,8 +1,9 @@
-"""Scaled dot-product attention as one op (`nn.sdpa`).
+"""Attention ops: scaled dot-product attention (`nn.sdpa`) and ONNX's linear attention
+with a recurrent state (`nn.linear_attention`, reference only).
 
-Kept whole (the torch frontend preserves `aten.scaled_dot_product_attention`) because a
-backend computes it best as one fused kernel (flash attention), which is hard to
-re-discover from its matmul/softmax decomposition.
+`nn.sdpa` is kept whole (the torch frontend preserves `aten.scaled_dot_product_attention`)
+because a backend computes it best as one fused kernel (flash attention), which is hard
+to re-discover from its matmul/softmax decomposition.
 
 Its fusion kind is OUT_FUSABLE: it contains matmuls and a softmax, so nothing fuses into
 it, but an elementwise consumer can run in its epilogue, as after a matmul.
@@ -26,17 +27,18 @@ from typing import Any
 import numpy as np
 
 from dlc.ir.dtypes import DType
-from dlc.ir.symbolic import dims_equal
+from dlc.ir.symbolic import dim, dims_equal, floordiv
 from dlc.ir.tensor.compute import Reduce, Tensor, compute, reduce, reduce_axis
 from dlc.ir.tensor.context import LowerContext, broadcast_load
 from dlc.ir.tensor.expr import Expr, call, cast, compare, const, logical, select
 from dlc.ir.types import TensorType
-from dlc.ops.nn import float_tensor, opmath_dtype, reduce_then, upcast, widen
+from dlc.ops.opmath import opmath_dtype, reduce_then, upcast, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
     OpDef,
     broadcast_shapes,
+    float_tensor,
     register_op,
     same_dtype,
     tensor,
@@ -175,3 +177,65 @@ class Sdpa(OpDef):
             return probs[(*b, i, rj.var)] * widen(at(v, b, rj.var, e))
 
         return reduce_then(ctx, "sum", weighted, [rj])
+
+
+# -- linear attention (a recurrence over time) -------------------------------------------
+
+
+@register_op
+class LinearAttention(OpDef):
+    """Linear attention with a recurrent state (ONNX LinearAttention): per key/value head,
+    `S_t = a_t * S_{t-1} + k_t (x) u_t` and `o_t = scale * q_t^T S_t`, where for the
+    update rules `linear` a=1, u=v; `gated` a=exp(g); `delta` a=1, u=beta*(v - S^T k);
+    `gated_delta` a=exp(g), u=beta*(v - a*S^T k). Packed `[B, T, heads * dim]` operands,
+    grouped query heads, state `[B, H_kv, d_k, d_v]`; returns (output, final state)."""
+
+    name = "nn.linear_attention"
+    inputs = ("q", "k", "v", "state", "decay", "beta")
+    attrs = {"q_num_heads": Attr("int"), "kv_num_heads": Attr("int"),
+             "update_rule": Attr("str", "gated_delta",
+                                 choices=("linear", "gated", "delta", "gated_delta")),
+             "scale": Attr("float", None, optional=True, doc="none: 1/sqrt(d_k)")}
+    fusion_kind = FusionKind.OPAQUE
+
+    def infer_type(self, q: Any, k: Any, v: Any, state: Any, decay: Any, beta: Any, *,
+                   q_num_heads: int, kv_num_heads: int, **_: Any
+                   ) -> tuple[TensorType, TensorType]:
+        q, k, v, state = (float_tensor(self, t) for t in (q, k, v, state))
+        if q.rank != 3 or q_num_heads % kv_num_heads:
+            raise self.error(f"expects [B, T, heads * d] operands and q heads a multiple of "
+                             f"kv heads, got {q}, {q_num_heads} and {kv_num_heads}")
+        dv = floordiv(v.shape[2], kv_num_heads)
+        return (q.with_shape((q.shape[0], q.shape[1], dim(dv * q_num_heads))),
+                state.with_dtype(q.dtype))
+
+    def reference(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, state: np.ndarray,
+                  decay: np.ndarray, beta: np.ndarray, *, q_num_heads: int,
+                  kv_num_heads: int, update_rule: str, scale: float | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        b, t = q.shape[:2]
+        hk = kv_num_heads
+        dk = k.shape[2] // hk
+        dv = v.shape[2] // hk
+        qf = upcast(q).reshape(b, t, q_num_heads, dk)
+        kf = upcast(k).reshape(b, t, hk, dk)
+        vf = upcast(v).reshape(b, t, hk, dv)
+        s = upcast(state).astype(qf.dtype).copy()  # [B, Hkv, dk, dv]
+        gate = np.exp(upcast(decay))
+        gate = gate.reshape(b, t, hk, -1)  # [.., 1] per head or [.., dk] per key dimension
+        rate = np.broadcast_to(upcast(beta).reshape(b, t, -1), (b, t, hk))
+        if scale is None or scale == 0:
+            scale = 1 / np.sqrt(dk)
+        group = q_num_heads // hk
+        out = np.zeros((b, t, q_num_heads, dv), dtype=qf.dtype)
+        for i in range(t):
+            kt, vt = kf[:, i], vf[:, i]  # [B, Hkv, d]
+            if update_rule in ("gated", "gated_delta"):
+                s = s * gate[:, i][..., None]  # decays rows (key dimensions) of S
+            if update_rule in ("delta", "gated_delta"):
+                predicted = np.einsum("bhkv,bhk->bhv", s, kt)
+                vt = rate[:, i][..., None] * (vt - predicted)
+            s = s + kt[..., :, None] * vt[..., None, :]
+            heads = np.repeat(s, group, axis=1)  # each kv head serves `group` q heads
+            out[:, i] = scale * np.einsum("bhk,bhkv->bhv", qf[:, i], heads)
+        return (out.reshape(b, t, -1).astype(q.dtype), s.astype(q.dtype))

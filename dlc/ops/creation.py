@@ -9,6 +9,9 @@ position index of length `S`): their references need the sizes bound, see
 Fill values and arange bounds are floats in the IR; integer results are exact up to 2**53
 and saturate at the dtype's limits (so torch.iinfo(torch.int64).max survives).
 
+ONNX's `create.range` and `create.full_dynamic` take their bounds or shape as operands
+known only at run time; they are OPAQUE and run in the interpreter.
+
 Lowering: `full` and `full_like` are computes with a constant body (inlined wherever they
 are read), `arange` one whose body is `start + i * step`.
 """
@@ -27,6 +30,7 @@ from dlc.ir.tensor.expr import Expr, cast, const
 from dlc.ir.types import TensorType
 from dlc.ops.registry import Attr, FusionKind, OpDef, register_op, tensor
 from dlc.ops.shape import concrete_dims
+from dlc.ops.shape_dynamic import as_ints, dynamic_shape_op, fresh_size
 
 
 def fill_value(value: float, dtype: DType) -> np.ndarray:
@@ -138,3 +142,38 @@ class Arange(OpDef):
                         dtype)
 
         return compute(ctx.out_shape(), body, ctx.name(), axis_names=ctx.axis_names(1))
+
+
+# -- sizes known only at run time --------------------------------------------------------
+# ONNX's Range and ConstantOfShape take their bounds or shape as operands; the
+# result's length (or every size) is a new size symbol, bound when the op runs.
+
+
+@register_op
+class Range(OpDef):
+    """`start + i * delta` while short of `limit` (ONNX Range), the bounds 0-d operands
+    known at run time; the length is a new size symbol."""
+
+    name = "create.range"
+    inputs = ("start", "limit", "delta")
+    fusion_kind = FusionKind.OPAQUE
+
+    def infer_type(self, start: Any, limit: Any, delta: Any) -> TensorType:
+        start = tensor(start, self.name)
+        return TensorType((fresh_size("length"),), start.dtype)
+
+    def reference(self, start: np.ndarray, limit: np.ndarray, delta: np.ndarray
+                  ) -> np.ndarray:
+        t = start.dtype.type
+        s, lim, d = (np.asarray(v).reshape(()) for v in (start, limit, delta))
+        count = int(max(np.ceil((lim - s) / d), 0)) if start.dtype.kind == "f" else \
+            max(-(-(int(lim) - int(s)) // int(d)), 0)
+        return (s + np.arange(count).astype(start.dtype) * t(d)).astype(start.dtype)
+
+
+dynamic_shape_op(
+    "create.full_dynamic", ("shape",), lambda s, **_: s.shape[0] if s.rank else 0,
+    lambda s, *, value, dtype: np.full(as_ints(s), value, dtype=dtype.numpy),
+    "ONNX ConstantOfShape with the shape known at run time.",
+    {"value": Attr("float", 0.0), "dtype": Attr("dtype")},
+    dtype=lambda s, *, value, dtype: dtype)

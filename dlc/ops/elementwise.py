@@ -1,4 +1,5 @@
-"""Elementwise ops (`ew.*`): math, activations, comparisons, logic, select, clamp and cast.
+"""Elementwise ops (`ew.*`): math, activations, comparisons, logic, bit operations, select,
+clamp, cast and bitcast.
 
 Unary and binary ops are declared with the `unary` / `binary` factories: one line per op
 is its whole declaration (name, reference, operand and result dtype rules, fusion kind).
@@ -40,6 +41,7 @@ from dlc.ir.tensor.expr import (
     select,
 )
 from dlc.ir.types import TensorType
+from dlc.ops.opmath import opmath, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
@@ -49,8 +51,6 @@ from dlc.ops.registry import (
     same_dtype,
     tensor,
 )
-
-_LOW_PRECISION = (DType.f16.numpy, DType.bf16.numpy)
 
 
 def _float_only(op: OpDef, t: TensorType) -> None:
@@ -68,16 +68,6 @@ def _check_operand(op: OpDef, t: TensorType, float_only: bool, int_only: bool) -
         _float_only(op, t)
     if int_only:
         _int_only(op, t)
-
-
-def opmath(x: np.ndarray) -> np.ndarray:
-    """`x` in the precision a kernel computes in: f16 and bf16 widen to f32."""
-    return x.astype(np.float32) if x.dtype in _LOW_PRECISION else x
-
-
-def widen(x: Expr) -> Expr:
-    """`opmath` on a tensor-IR element: f16 and bf16 widen to f32."""
-    return cast(x, DType.f32) if x.dtype in (DType.f16, DType.bf16) else x
 
 
 Lowering = Callable[..., Expr]  # tensor-IR elements (and the op's attributes) -> element
@@ -160,7 +150,7 @@ def binary(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], doc: s
     return register_op(Binary)
 
 
-# -- helpers for references ------------------------------------------------------------
+# -- helpers for references --------------------------------------------------------------
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
 
@@ -223,7 +213,21 @@ def _trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return q + inexact.astype(q.dtype)
 
 
-# -- helpers for lowerings (tensor-IR twins of the references above) -------------------
+def _shift_left(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    bits = a.dtype.itemsize * 8
+    out = np.left_shift(a, np.minimum(b, bits - 1).astype(a.dtype))
+    return np.where(b >= bits, np.zeros((), a.dtype), out)  # every bit shifted out
+
+
+def _shift_right(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    bits = a.dtype.itemsize * 8
+    out = np.right_shift(a, np.minimum(b, bits - 1).astype(a.dtype))
+    if a.dtype.kind == "i":
+        return out  # arithmetic: a shift by the width or more leaves the sign (0 or -1)
+    return np.where(b >= bits, np.zeros((), a.dtype), out)
+
+
+# -- helpers for lowerings (tensor-IR twins of the references above) ---------------------
 
 
 def _intrinsic(name: str) -> Lowering:
@@ -401,7 +405,7 @@ def _compare(op: str) -> Lowering:
     return lambda a, b: compare(op, a, b)
 
 
-# -- arithmetic ------------------------------------------------------------------------
+# -- arithmetic --------------------------------------------------------------------------
 binary("ew.add", np.add, "a + b, broadcasting.", lower=_add)
 binary("ew.sub", np.subtract, "a - b, broadcasting.", lower=lambda a, b: a - b)
 binary("ew.mul", np.multiply, "a * b, broadcasting.", lower=_mul)
@@ -432,7 +436,7 @@ unary("ew.trunc", _on_floats(np.trunc), "Round toward zero (identity on integers
 unary("ew.round", _on_floats(_round), "Round half to even at `decimals` decimal places.",
       float_only=False, attrs={"decimals": Attr("int", 0)}, lower=_if_float(_round_expr))
 
-# -- exponentials, logarithms, powers --------------------------------------------------
+# -- exponentials, logarithms, powers ----------------------------------------------------
 unary("ew.exp", np.exp, "e ** x.", lower=_intrinsic("exp"))
 unary("ew.exp2", np.exp2, "2 ** x.", lower=_intrinsic("exp2"))
 unary("ew.expm1", np.expm1, "e ** x - 1, accurate near 0.", lower=_intrinsic("expm1"))
@@ -444,7 +448,7 @@ unary("ew.sqrt", np.sqrt, "Square root.", lower=_intrinsic("sqrt"))
 unary("ew.rsqrt", lambda x: 1 / np.sqrt(x), "1 / sqrt(x).", lower=_intrinsic("rsqrt"))
 unary("ew.erf", erf, "The error function.", lower=_erf_expr)
 
-# -- trigonometric and hyperbolic ------------------------------------------------------
+# -- trigonometric and hyperbolic --------------------------------------------------------
 unary("ew.sin", np.sin, "Sine.", lower=_intrinsic("sin"))
 unary("ew.cos", np.cos, "Cosine.", lower=_intrinsic("cos"))
 unary("ew.tan", np.tan, "Tangent.", lower=_intrinsic("tan"))
@@ -458,7 +462,7 @@ unary("ew.asinh", np.arcsinh, "Inverse hyperbolic sine.", lower=_intrinsic("asin
 unary("ew.acosh", np.arccosh, "Inverse hyperbolic cosine.", lower=_intrinsic("acosh"))
 unary("ew.atanh", np.arctanh, "Inverse hyperbolic tangent.", lower=_intrinsic("atanh"))
 
-# -- activations -----------------------------------------------------------------------
+# -- activations -------------------------------------------------------------------------
 unary("ew.relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), "max(x, 0).",
       float_only=False, lower=_relu_expr)
 unary("ew.sigmoid", sigmoid, "1 / (1 + exp(-x)).", lower=_intrinsic("sigmoid"))
@@ -480,7 +484,7 @@ unary("ew.softplus", _softplus, "log(1 + exp(beta * x)) / beta; x where beta * x
       attrs={"beta": Attr("float", 1.0), "threshold": Attr("float", 20.0)},
       lower=_softplus_expr)
 
-# -- predicates, logic, bitwise --------------------------------------------------------
+# -- predicates, logic, bitwise ----------------------------------------------------------
 unary("ew.isnan", np.isnan, "x is NaN.", float_only=False, result=DType.bool,
       lower=_isnan_expr)
 unary("ew.isinf", np.isinf, "x is +inf or -inf.", float_only=False, result=DType.bool,
@@ -503,8 +507,13 @@ binary("ew.bitwise_or", np.bitwise_or, "a | b on integers.", int_only=True,
        lower=_bitwise("bitwise_or", "or"))
 binary("ew.bitwise_xor", np.bitwise_xor, "a ^ b on integers.", int_only=True,
        lower=_bitwise("bitwise_xor", "xor"))
+binary("ew.shift_left", _shift_left, "a << b on integers (0 once b >= the width).",
+       int_only=True)
+binary("ew.shift_right", _shift_right,
+       "a >> b on integers: arithmetic for signed types (the sign fills in once b >= the "
+       "width), logical for unsigned (0 once b >= the width).", int_only=True)
 
-# -- comparisons -----------------------------------------------------------------------
+# -- comparisons -------------------------------------------------------------------------
 binary("ew.eq", np.equal, "a == b.", result=DType.bool, lower=_compare("eq"))
 binary("ew.ne", np.not_equal, "a != b.", result=DType.bool, lower=_compare("ne"))
 binary("ew.lt", np.less, "a < b.", result=DType.bool, lower=_compare("lt"))
@@ -604,3 +613,23 @@ class Cast(OpDef):
             return v
 
         return elementwise(ctx, convert, x)  # elementwise casts to `dtype`
+
+
+@register_op
+class Bitcast(OpDef):
+    """Reinterpret the bits of each element as `dtype` (of the same width)."""
+
+    name = "ew.bitcast"
+    inputs = ("x",)
+    attrs = {"dtype": Attr("dtype")}
+    fusion_kind = FusionKind.ELEMENTWISE
+
+    def infer_type(self, x: Any, *, dtype: DType) -> TensorType:
+        x = tensor(x, self.name)
+        if x.dtype.itemsize != dtype.itemsize:
+            raise self.error(f"cannot reinterpret {x.dtype} as {dtype}: widths differ")
+        return x.with_dtype(dtype)
+
+    def reference(self, x: np.ndarray, *, dtype: DType) -> np.ndarray:
+        out = x.copy().view(dtype.numpy)
+        return out if dtype != DType.bool else out != 0

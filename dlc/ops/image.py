@@ -1,25 +1,22 @@
-"""Image sampling ops (`image.resize`, `image.grid_sample`, `image.affine_grid`).
+"""Resizing (`image.resize`, `image.resize_nd`, `image.resize_dynamic`).
 
-The references reproduce torch's CPU index arithmetic, including its float32 rounding
-(`floor(dst * scale)` computed in f32 for nearest resize, `nearbyint` for nearest grid
-sampling), because a nearest-neighbour index that is off by one is a wrong pixel, not a
-rounding error.
+`image.resize` is torch's interpolate on the trailing spatial axes. Its reference
+reproduces torch's CPU index arithmetic, including its float32 rounding (`floor(dst *
+scale)` computed in f32 for nearest resize), because a nearest-neighbour index that is off
+by one is a wrong pixel, not a rounding error. It reads a fixed neighbourhood of each
+output position (one element for nearest, 2^k for linear), a pure function of the output
+index, so it is INJECTIVE and can be inlined into its consumer as TVM does.
 
-Fusion kinds: `image.resize` reads a fixed neighbourhood of each output position (one
-element for nearest, 2^k for linear), a pure function of the output index, so it is
-INJECTIVE and can be inlined into its consumer as TVM does. `image.affine_grid` reads
-three elements of `theta` per output (INJECTIVE likewise). `image.grid_sample` gathers at
-data-dependent positions: OPAQUE.
+Lowering (`image.resize`): one compute whose body recomputes the reference's index
+arithmetic for its output position, operation for operation in the same float types.
 
-Lowering: each op is one compute whose body recomputes the reference's index arithmetic
-for its output position, operation for operation in the same float types, and reads
-through clamped (guarded) loads. Generated code may reassociate float arithmetic, so grid
-sampling pins each rounding step (`_rounded`); nearest indices are then bit-exact.
+`image.resize_nd` is ONNX's Resize: nearest / linear / cubic, six coordinate mappings,
+antialiasing, crop-and-resize, one interpolation matrix per axis. `image.resize_dynamic`
+is the same with its scales or sizes known only at run time (new size symbols).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -40,15 +37,17 @@ from dlc.ir.tensor.expr import (
     select,
 )
 from dlc.ir.types import TensorType
-from dlc.ops.nn import (
+from dlc.ops.opmath import opmath_dtype, upcast, widen
+from dlc.ops.registry import (
+    Attr,
+    FusionKind,
+    OpDef,
     check_len,
     float_tensor,
-    guarded_load,
-    opmath_dtype,
-    upcast,
-    widen,
+    register_op,
+    tensor,
 )
-from dlc.ops.registry import Attr, FusionKind, OpDef, register_op, same_dtype
+from dlc.ops.shape_dynamic import fresh_size
 
 _F32 = np.float32
 
@@ -263,238 +262,207 @@ class Resize(OpDef):
         return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(len(shape)))
 
 
-# -- grid sampling -----------------------------------------------------------------------
+# -- resize with ONNX's coordinate rules -------------------------------------------------
+
+RESIZE_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
+                           "align_corners", "asymmetric", "tf_crop_and_resize")
 
 
-def _reflect(c: np.ndarray, twice_low: int, twice_high: int) -> np.ndarray:
-    """Reflect coordinates into [twice_low/2, twice_high/2] (torch's reflect_coordinates)."""
-    if twice_low == twice_high:
-        return np.zeros_like(c)
-    low = _F32(twice_low / 2)
-    span = _F32((twice_high - twice_low) / 2)
-    c = np.abs(c - low)
-    extra = np.fmod(c, span)
-    flips = np.floor(c / span)
-    return np.where(flips % 2 == 0, extra + low, span - extra + low).astype(c.dtype)
-
-
-def _source_coords(g: np.ndarray, size: int, padding_mode: str, align_corners: bool
-                   ) -> np.ndarray:
-    """Grid values in [-1, 1] to pixel coordinates, with border/reflection padding
-    applied (the arithmetic of torch's vectorized CPU kernel)."""
-    if align_corners:
-        c = (g + 1) * g.dtype.type((size - 1) / 2)
-    else:
-        c = (g + 1) * g.dtype.type(size / 2) - g.dtype.type(0.5)
-    if padding_mode == "reflection":
-        c = _reflect(c, 0, 2 * (size - 1)) if align_corners else _reflect(c, -1, 2 * size - 1)
-    if padding_mode in ("border", "reflection"):
-        c = np.clip(c, 0, size - 1)
-    return c
-
-
-def _gather(xt: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
-    """`xt[n, iy, ix, :]` for `xt: [N, H, W, C]` and integer maps `[N, Ho, Wo]`; zero
-    where the position falls outside the image (the zeros padding)."""
-    n, h, w = xt.shape[:3]
-    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    batch = np.arange(n).reshape(n, 1, 1)
-    vals = xt[batch, np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)]
-    return np.where(inside[..., None], vals, 0)
-
-
-def _half_of(twice: Expr, dtype: DType) -> Expr:
-    """`twice / 2` as a constant of `dtype` (a Python float rounded once, as the reference's
-    `dtype.type(size / 2)`), or an expression for a symbolic size."""
-    if twice.is_const:
-        return const(twice.value / 2, dtype)
-    return cast(cast(twice, F64) / 2.0, dtype)
-
-
-def _rounded(e: Expr) -> Expr:
-    """`e`, rounded here and not re-associated with its neighbours.
-
-    Generated code may reassociate and contract float arithmetic, so `(g + 1) * a - 0.5`
-    can become `g * a + (a - 0.5)` or an FMA: the same number up to rounding, but a
-    different pixel when it lands on a half. `x != x ? NaN : x` is the identity that the
-    optimizer does not see through (it does fold a max with -inf), so each of the
-    reference's roundings happens where it does in the reference.
-    """
-    return select(compare("ne", e, e), const(math.nan, e.dtype), e)
-
-
-def _reflect_expr(c: Expr, twice_low: Expr, twice_high: Expr) -> Expr:
-    """`_reflect` on one coordinate."""
-    zero = const(0.0, c.dtype)
-    if twice_low.is_const and twice_high.is_const and twice_low.value == twice_high.value:
-        return zero
-    low = _half_of(twice_low, c.dtype)
-    span = _half_of(twice_high - twice_low, c.dtype)
-    c = _rounded(call("abs", c - low))
-    extra = _rounded(c % span)  # fmod: c >= 0
-    flips = call("floor", c / span)
-    even = compare("eq", flips % 2.0, zero)
-    out = select(even, extra + low, _rounded(span - extra) + low)
-    if twice_low.is_const and twice_high.is_const:
-        return out
-    return select(compare("eq", twice_low, twice_high), zero, out)
-
-
-def _source_expr(g: Expr, size: Expr, padding_mode: str, align_corners: bool) -> Expr:
-    """`_source_coords` on one grid value, rounding step by step as the reference."""
-    if align_corners:
-        c = _rounded(_rounded(g + 1.0) * _half_of(size - 1, g.dtype))
-    else:
-        c = _rounded(_rounded(_rounded(g + 1.0) * _half_of(size, g.dtype)) - 0.5)
-    if padding_mode == "reflection":
-        c = (_reflect_expr(c, const(0), 2 * (size - 1)) if align_corners
-             else _reflect_expr(c, const(-1), 2 * size - 1))
-    if padding_mode in ("border", "reflection"):
-        c = min_(max_(c, const(0.0, g.dtype)), cast(size - 1, g.dtype))
-    return c
-
-
-def _pixel(c: Expr, size: Expr) -> Expr:
-    """An integral float coordinate as an index, clamped into `[-2, size]` first (NaN to -2)
-    so the conversion is defined; positions outside `[0, size)` still read as padding, and
-    so does the next pixel after one clamped to -2 or `size`."""
-    low = const(-2.0, c.dtype)
-    high = cast(size, c.dtype)
-    c = select(compare("ge", c, low), c, low)
-    return cast(select(compare("le", c, high), c, high), I64)
-
-
-@register_op
-class GridSample(OpDef):
-    """Sample `x: [N, C, H, W]` at `grid: [N, Ho, Wo, 2]` (x, y in [-1, 1]) -> `[N, C, Ho, Wo]`.
-
-    `mode` bilinear or nearest (round half to even, as torch's nearbyint);
-    `padding_mode` zeros, border (clamp) or reflection; `align_corners` maps -1 and 1 to
-    the corner pixels' centres rather than their outer edges.
-    """
-
-    name = "image.grid_sample"
-    inputs = ("x", "grid")
-    attrs = {
-        "mode": Attr("str", "bilinear", choices=("bilinear", "nearest")),
-        "padding_mode": Attr("str", "zeros", choices=("zeros", "border", "reflection")),
-        "align_corners": Attr("bool", False),
-    }
-    fusion_kind = FusionKind.OPAQUE
-
-    def infer_type(self, x: Any, grid: Any, *, mode: str, padding_mode: str,
-                   align_corners: bool) -> TensorType:
-        x, grid = float_tensor(self, x), float_tensor(self, grid)
-        dtype = same_dtype(self.name, x, grid)
-        if x.rank != 4 or grid.rank != 4 or grid.shape[3] != 2:
-            raise self.error(f"expects x [N, C, H, W] and grid [N, Ho, Wo, 2], got {x} and "
-                             f"{grid}")
-        return TensorType((x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]), dtype)
-
-    def reference(self, x: np.ndarray, grid: np.ndarray, *, mode: str, padding_mode: str,
-                  align_corners: bool) -> np.ndarray:
-        xt = upcast(x).transpose(0, 2, 3, 1)  # [N, H, W, C]: gathers take whole pixels
-        g = upcast(grid)
-        h, w = x.shape[2:]
-        cx = _source_coords(g[..., 0], w, padding_mode, align_corners)
-        cy = _source_coords(g[..., 1], h, padding_mode, align_corners)
-        if mode == "nearest":
-            out = _gather(xt, np.rint(cy).astype(np.int64), np.rint(cx).astype(np.int64))
+def _source_coordinates(mode: str, size_in: int, size_out: int, scale: float,
+                        roi: tuple[float, float]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Where each output position samples the input, in input pixels (ONNX's formulas);
+    for tf_crop_and_resize also which positions fall outside (extrapolated)."""
+    y = np.arange(size_out, dtype=np.float64)
+    width = scale * size_in  # the real-valued output width ONNX's formulas use
+    outside = None
+    if mode == "align_corners":
+        x = np.zeros(size_out) if width == 1 else y * (size_in - 1) / (width - 1)
+    elif mode == "asymmetric":
+        x = y / scale
+    elif mode == "tf_crop_and_resize":
+        start, end = roi
+        if width == 1:
+            x = np.full(size_out, (end - start) * (size_in - 1) / 2)
         else:
-            x0, y0 = np.floor(cx), np.floor(cy)
-            fx, fy = (cx - x0)[..., None], (cy - y0)[..., None]
-            x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
-            out = (_gather(xt, y0, x0) * (1 - fx) * (1 - fy)
-                   + _gather(xt, y0, x0 + 1) * fx * (1 - fy)
-                   + _gather(xt, y0 + 1, x0) * (1 - fx) * fy
-                   + _gather(xt, y0 + 1, x0 + 1) * fx * fy)
-        return out.transpose(0, 3, 1, 2).astype(x.dtype, copy=False)
-
-    def compute(self, ctx: LowerContext, x: Tensor, grid: Tensor, *, mode: str,
-                padding_mode: str, align_corners: bool) -> Tensor:
-        """Each output computes its source coordinates from its grid entry and reads one
-        pixel (nearest, rounding half to even) or four (bilinear); pixels outside the image
-        read 0 through guarded loads."""
-        shape, dtype = ctx.out_shape(), ctx.out_dtype()
-        h, w = x.shape[2], x.shape[3]
-
-        def body(n: Expr, c: Expr, i: Expr, j: Expr) -> Expr:
-            cx = _source_expr(widen(grid[n, i, j, 0]), w, padding_mode, align_corners)
-            cy = _source_expr(widen(grid[n, i, j, 1]), h, padding_mode, align_corners)
-
-            def pixel(iy: Expr, ix: Expr) -> Expr:
-                return widen(guarded_load(x, (n, c, iy, ix), (2, 3), 0))
-
-            if mode == "nearest":
-                return cast(pixel(_pixel(call("round", cy), h), _pixel(call("round", cx), w)),
-                            dtype)
-            x0, y0 = call("floor", cx), call("floor", cy)
-            fx, fy = cx - x0, cy - y0
-            ix, iy = _pixel(x0, w), _pixel(y0, h)
-            out = (pixel(iy, ix) * (1.0 - fx) * (1.0 - fy)
-                   + pixel(iy, ix + 1) * fx * (1.0 - fy)
-                   + pixel(iy + 1, ix) * (1.0 - fx) * fy
-                   + pixel(iy + 1, ix + 1) * fx * fy)
-            return cast(out, dtype)
-
-        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(4))
+            x = y * (end - start) * (size_in - 1) / (width - 1)
+        x = x + start * (size_in - 1)
+        outside = (x < 0) | (x > size_in - 1)
+    elif mode == "pytorch_half_pixel":
+        x = np.full(size_out, -0.5) if width == 1 else (y + 0.5) / scale - 0.5
+    elif mode == "half_pixel":
+        x = (y + 0.5) / scale - 0.5
+    else:  # half_pixel_symmetric
+        offset = size_in / 2 * (1 - size_out / width)
+        x = offset + (y + 0.5) / scale - 0.5
+    return x, outside
 
 
-def _base_coords(n: int, align_corners: bool, dtype: np.dtype) -> np.ndarray:
-    """torch's `linspace_from_neg_one`: pixel centres in [-1, 1] (corners if aligned)."""
-    if n <= 1:
-        return np.zeros(n, dtype)
-    c = np.linspace(-1, 1, n, dtype=np.float64).astype(dtype)
-    return c if align_corners else c * dtype.type((n - 1) / n)
+def keys_cubic(t: np.ndarray, a: float) -> np.ndarray:
+    """Keys' cubic convolution kernel at distance t."""
+    t = np.abs(t)
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
+
+
+def _resize_taps(mode: str, ratio: np.ndarray, scale: float, nearest_mode: str,
+                 cubic_a: float, antialias: bool) -> np.ndarray:
+    """Weights `[out, taps]` of the taps `base - taps/2 + 1 + j` around each position,
+    where `ratio` in (0, 1] is the position's distance past `base`."""
+    r = ratio[:, None]
+    if mode == "nearest":
+        pick_high = {"round_prefer_floor": ratio > 0.5, "round_prefer_ceil": ratio >= 0.5,
+                     "floor": ratio >= 1, "ceil": ratio > 0}[nearest_mode]
+        pick_high = pick_high | (ratio == 1)
+        return np.stack([~pick_high, pick_high], axis=1).astype(np.float64)
+    s = min(scale, 1.0) if antialias else 1.0
+    reach = 1 if mode == "linear" else 2  # the kernel's support radius at scale 1
+    first = int(np.floor(-reach / s) + 1)
+    offsets = np.arange(first, 1 - first + 1)[None, :] - 0 * r  # taps relative to base + 1
+    distance = (offsets - r) * s
+    if mode == "linear":
+        w = np.clip(1 - np.abs(distance), 0, 1)
+    else:
+        w = keys_cubic(distance, cubic_a)
+    return w / w.sum(axis=1, keepdims=True) if antialias else w
+
+
+def resize_weights(size_in: int, size_out: int, scale: float, roi: tuple[float, float], *,
+                   mode: str, coordinate_mode: str, nearest_mode: str, cubic_a: float,
+                   exclude_outside: bool, antialias: bool
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The `[out, in]` interpolation matrix of one axis (edge pixels repeat past the
+    ends) and the mask of extrapolated output positions (tf_crop_and_resize)."""
+    x, outside = _source_coordinates(coordinate_mode, size_in, size_out, scale, roi)
+    base = np.floor(x)
+    ratio = x - base
+    whole = ratio == 0
+    base = np.where(whole, base - 1, base).astype(np.int64)  # ratio in (0, 1]
+    ratio = np.where(whole, 1.0, ratio)
+    w = _resize_taps(mode, ratio, scale, nearest_mode, cubic_a, antialias)
+    taps = w.shape[1]
+    index = base[:, None] - taps // 2 + 1 + np.arange(taps)[None, :]
+    if exclude_outside:
+        w = np.where((index < 0) | (index >= size_in), 0.0, w)
+        total = w.sum(axis=1, keepdims=True)
+        w = w / np.where(total == 0, 1.0, total)
+    matrix = np.zeros((size_out, size_in))
+    rows = np.repeat(np.arange(size_out)[:, None], taps, axis=1)
+    np.add.at(matrix, (rows, np.clip(index, 0, size_in - 1)), w)
+    return matrix, outside
 
 
 @register_op
-class AffineGrid(OpDef):
-    """The sampling grid of affine maps `theta: [N, 2, 3]` over an `size = (H, W)` image:
-    `[N, H, W, 2]`, each position's (x, y, 1) times `theta^T` (for image.grid_sample)."""
+class ResizeNd(OpDef):
+    """Resize the `axes` of `x` to `sizes` by ONNX's rules: `mode` nearest, linear or
+    cubic (Keys, `cubic_coeff_a`), each output position mapped to the input by
+    `coordinate_mode` with the axis' `scales` entry, optional antialiasing when
+    shrinking, `exclude_outside` taps, and `roi` / `extrapolation_value` for
+    tf_crop_and_resize. Separable: one interpolation matrix per axis. Integer results
+    round and saturate."""
 
-    name = "image.affine_grid"
-    inputs = ("theta",)
-    attrs = {"size": Attr("ints", doc="(H, W) of the output grid"),
-             "align_corners": Attr("bool", False)}
+    name = "image.resize_nd"
+    inputs = ("x",)
+    attrs = {
+        "axes": Attr("ints"),
+        "sizes": Attr("ints", doc="output size of each resized axis"),
+        "scales": Attr("floats", doc="the scale of each axis in the coordinate formulas"),
+        "roi": Attr("floats", (), doc="starts then ends, normalized (tf_crop_and_resize)"),
+        "mode": Attr("str", "nearest", choices=("nearest", "linear", "cubic")),
+        "coordinate_mode": Attr("str", "half_pixel", choices=RESIZE_COORDINATE_MODES),
+        "nearest_mode": Attr("str", "round_prefer_floor",
+                             choices=("round_prefer_floor", "round_prefer_ceil", "floor",
+                                      "ceil")),
+        "cubic_coeff_a": Attr("float", -0.75),
+        "exclude_outside": Attr("bool", False),
+        "extrapolation_value": Attr("float", 0.0),
+        "antialias": Attr("bool", False),
+    }
     fusion_kind = FusionKind.INJECTIVE
 
-    def infer_type(self, theta: Any, *, size: tuple[int, ...],
-                   align_corners: bool) -> TensorType:
-        theta = float_tensor(self, theta)
-        check_len(self, "size", size, 2)
-        if theta.rank != 3 or theta.shape[1:] != (2, 3):
-            raise self.error(f"expects theta [N, 2, 3], got {theta}")
-        return TensorType((theta.shape[0], size[0], size[1], 2), theta.dtype)
+    def infer_type(self, x: Any, *, axes: tuple[int, ...], sizes: tuple[int, ...],
+                   scales: tuple[float, ...], roi: tuple[float, ...], **_: Any) -> TensorType:
+        x = tensor(x, self.name)
+        if not len(axes) == len(sizes) == len(scales):
+            raise self.error("axes, sizes and scales differ in length")
+        if roi and len(roi) != 2 * len(axes):
+            raise self.error(f"roi needs {2 * len(axes)} entries, got {len(roi)}")
+        shape = list(x.shape)
+        for a, s in zip(axes, sizes):
+            if not 0 <= a < x.rank or s < 0:
+                raise self.error(f"cannot resize axis {a} of {x} to {s}")
+            shape[a] = s
+        return x.with_shape(shape)
 
-    def reference(self, theta: np.ndarray, *, size: tuple[int, ...],
-                  align_corners: bool) -> np.ndarray:
-        t = upcast(theta)
-        h, w = size
-        base = np.ones((h, w, 3), t.dtype)
-        base[..., 0] = _base_coords(w, align_corners, t.dtype)[None, :]
-        base[..., 1] = _base_coords(h, align_corners, t.dtype)[:, None]
-        grid = base.reshape(1, h * w, 3) @ np.swapaxes(t, 1, 2)  # [N, H*W, 2]
-        return grid.reshape(-1, h, w, 2).astype(theta.dtype, copy=False)
+    def reference(self, x: np.ndarray, *, axes: tuple[int, ...], sizes: tuple[int, ...],
+                  scales: tuple[float, ...], roi: tuple[float, ...], mode: str,
+                  coordinate_mode: str, nearest_mode: str, cubic_coeff_a: float,
+                  exclude_outside: bool, extrapolation_value: float,
+                  antialias: bool) -> np.ndarray:
+        y = x.astype(np.float64)
+        outside = np.zeros((), dtype=bool)
+        k = len(axes)
+        for i, (axis, size, scale) in enumerate(zip(axes, sizes, scales)):
+            span = (roi[i], roi[i + k]) if roi else (0.0, 1.0)
+            matrix, out = resize_weights(
+                y.shape[axis], size, scale, span, mode=mode, coordinate_mode=coordinate_mode,
+                nearest_mode=nearest_mode, cubic_a=cubic_coeff_a,
+                exclude_outside=exclude_outside, antialias=antialias)
+            y = np.moveaxis(np.tensordot(matrix, np.moveaxis(y, axis, 0), axes=1), 0, axis)
+            if out is not None:
+                shape = [1] * x.ndim
+                shape[axis] = size
+                outside = outside | out.reshape(shape)
+        if outside.any():
+            y = np.where(outside, extrapolation_value, y)
+        if x.dtype.kind in "iub":
+            info = np.iinfo(x.dtype) if x.dtype.kind != "b" else None
+            y = np.round(y)
+            if info is not None:
+                y = np.clip(y, info.min, info.max)
+        return y.astype(x.dtype)
 
-    def compute(self, ctx: LowerContext, theta: Tensor, *, size: tuple[int, ...],
-                align_corners: bool) -> Tensor:
-        """`out[n, h, w, t] = theta[n, t, 0] * x(w) + theta[n, t, 1] * y(h) + theta[n, t, 2]`
-        with the base coordinates of `_base_coords` computed from the index."""
-        shape, dtype = ctx.out_shape(), ctx.out_dtype()
-        wide = opmath_dtype(theta.dtype)
 
-        def base(count: int, i: Expr) -> Expr:
-            if count <= 1:
-                return const(0.0, wide)
-            # np.linspace: start + i * step in f64, the last point exactly the stop
-            c = select(compare("eq", i, count - 1), const(1.0, F64),
-                       cast(i, F64) * (2.0 / (count - 1)) - 1.0)
-            c = cast(c, wide)
-            return c if align_corners else c * const((count - 1) / count, wide)
+@register_op
+class ResizeDynamic(OpDef):
+    """ONNX Resize whose `roi`, `scales` or `sizes` operands are known only at run time
+    (an empty operand is absent): the output sizes follow ONNX's rules (sizes, or
+    floor(in * scale); `keep_aspect_ratio_policy`) when the op runs, so the sizes of
+    `axes` are new symbols. Interpolation as `image.resize_nd`."""
 
-        def body(n: Expr, i: Expr, j: Expr, t: Expr) -> Expr:
-            row = [widen(theta[n, t, k]) for k in range(3)]
-            return cast(base(size[1], j) * row[0] + base(size[0], i) * row[1] + row[2], dtype)
+    name = "image.resize_dynamic"
+    inputs = ("x", "roi", "scales", "sizes")
+    attrs = {k: v for k, v in ResizeNd.attrs.items() if k not in ("sizes", "scales", "roi")}
+    attrs["keep_aspect_ratio_policy"] = Attr("str", "stretch",
+                                             choices=("stretch", "not_larger", "not_smaller"))
+    fusion_kind = FusionKind.OPAQUE
 
-        return compute(shape, body, ctx.name(), axis_names=ctx.axis_names(4))
+    def infer_type(self, x: Any, roi: Any, scales: Any, sizes: Any, *, axes: tuple[int, ...],
+                   **_: Any) -> TensorType:
+        x = tensor(x, self.name)
+        shape = list(x.shape)
+        for a in axes:
+            shape[a] = fresh_size("resized")
+        return x.with_shape(shape)
+
+    def reference(self, x: np.ndarray, roi: np.ndarray, scales: np.ndarray,
+                  sizes: np.ndarray, *, axes: tuple[int, ...],
+                  keep_aspect_ratio_policy: str, **attrs: Any) -> np.ndarray:
+        k = len(axes)
+        rank = x.ndim
+        sizes_in = [x.shape[a] for a in axes]
+        roi = [float(v) for v in roi.reshape(-1)]
+        if len(roi) == 2 * rank and k != rank:
+            roi = [roi[a] for a in axes] + [roi[rank + a] for a in axes]
+        if sizes.size:
+            out = [int(v) for v in sizes.reshape(-1)][-k:]
+            scale = [o / i for o, i in zip(out, sizes_in)]
+            if keep_aspect_ratio_policy != "stretch":
+                s = min(scale) if keep_aspect_ratio_policy == "not_larger" else max(scale)
+                scale = [s] * k
+                out = [int(s * i + 0.5) for i in sizes_in]
+        else:
+            scale = [float(v) for v in scales.reshape(-1)][-k:]
+            out = [int(s * i) for s, i in zip(scale, sizes_in)]
+        return ResizeNd().reference(x, axes=axes, sizes=tuple(out), scales=tuple(scale),
+                                    roi=tuple(roi), **attrs)

@@ -1,8 +1,9 @@
-"""Linear-algebra ops (`linalg.*`): matrix products and einsum.
+"""Linear-algebra ops (`linalg.*`): matrix products, einsum and determinants.
 
-All are contractions that may absorb an elementwise epilogue (fusion kind OUT_FUSABLE).
-Operands share one dtype (frontends insert casts). References accumulate f16 and bf16 in
-f32 and round once, as PyTorch's CPU kernels do.
+All but `linalg.det` (OPAQUE, reference only) are contractions that may absorb an
+elementwise epilogue (fusion kind OUT_FUSABLE). Operands share one dtype (frontends insert
+casts). References accumulate f16 and bf16 in f32 and round once, as PyTorch's CPU
+kernels do.
 
 Lowering: each is a `reduce("sum", ...)` over the contracted axes. f16/bf16 operands are
 widened to f32 inside the reduction and the result is rounded by an elementwise tensor
@@ -26,11 +27,13 @@ from dlc.ir.tensor.compute import Reduce, ReduceAxis, Tensor, compute, reduce, r
 from dlc.ir.tensor.context import LowerContext, broadcast_load
 from dlc.ir.tensor.expr import Expr, cast, const
 from dlc.ir.types import TensorType
+from dlc.ops.opmath import opmath
 from dlc.ops.registry import (
     Attr,
     FusionKind,
     OpDef,
     broadcast_shapes,
+    float_tensor,
     register_op,
     same_dtype,
     tensor,
@@ -303,3 +306,24 @@ class Einsum(OpDef):
             return value
 
         return _contraction(ctx, product, list(axes.values()))
+
+
+# -- determinants ------------------------------------------------------------------------
+
+
+@register_op
+class Det(OpDef):
+    """The determinant of each trailing square matrix of `x: [..., M, M]`."""
+
+    name = "linalg.det"
+    inputs = ("x",)
+    fusion_kind = FusionKind.OPAQUE
+
+    def infer_type(self, x: Any) -> TensorType:
+        x = float_tensor(self, x)
+        if x.rank < 2:
+            raise self.error(f"expects [..., M, M], got {x}")
+        return x.with_shape(x.shape[:-2])
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.det(opmath(x))).astype(x.dtype)

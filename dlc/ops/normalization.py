@@ -1,4 +1,5 @@
-"""Normalization and softmax ops (`nn.batch_norm`, `nn.layer_norm`, `nn.softmax`, ...).
+"""Normalization and softmax ops (`nn.batch_norm`, `nn.layer_norm`, `nn.softmax`, `nn.lrn`,
+...).
 
 Fusion kinds: every op here that computes statistics of its input (layer, group,
 instance and RMS norms, softmax, log-softmax) is a REDUCTION. `nn.batch_norm` is the
@@ -30,11 +31,12 @@ from dlc.ir.tensor.compute import Tensor, compute, reduce, reduce_axis
 from dlc.ir.tensor.context import LowerContext
 from dlc.ir.tensor.expr import Expr, call, cast, const
 from dlc.ir.types import TensorType
-from dlc.ops.nn import float_tensor, opmath_dtype, upcast, widen
+from dlc.ops.opmath import opmath_dtype, upcast, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
     OpDef,
+    float_tensor,
     normalize_axes,
     normalize_axis,
     register_op,
@@ -445,3 +447,40 @@ class LogSoftmax(_Softmax):
         shape, dtype = ctx.out_shape(), ctx.out_dtype()
         return compute(shape, lambda *o: cast(shifted(*o) - call("log", total(*o)), dtype),
                        ctx.name(), axis_names=ctx.axis_names(len(shape)))
+
+
+# -- local response normalization --------------------------------------------------------
+
+
+@register_op
+class Lrn(OpDef):
+    """`x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta`,
+    the window centred on each channel (`floor((size-1)/2)` before, `ceil` after)."""
+
+    name = "nn.lrn"
+    inputs = ("x",)
+    attrs = {"size": Attr("int"), "alpha": Attr("float", 1e-4), "beta": Attr("float", 0.75),
+             "bias": Attr("float", 1.0)}
+    fusion_kind = FusionKind.REDUCTION
+
+    def infer_type(self, x: Any, *, size: int, alpha: float, beta: float,
+                   bias: float) -> TensorType:
+        x = float_tensor(self, x)
+        if x.rank < 3 or size < 1:
+            raise self.error(f"expects [N, C, ...] and size >= 1, got {x}, size={size}")
+        return x
+
+    def reference(self, x: np.ndarray, *, size: int, alpha: float, beta: float,
+                  bias: float) -> np.ndarray:
+        xf = upcast(x)
+        sq = xf * xf
+        before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+        padded = np.pad(sq, [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+        # A running sum over the channel axis: prefix sums, then differences.
+        prefix = np.concatenate([np.zeros_like(padded[:, :1]), np.cumsum(padded, axis=1)],
+                                axis=1)
+        c = x.shape[1]
+        window = prefix[:, size:size + c] - prefix[:, :c]
+        t = xf.dtype.type
+        y = xf / (t(bias) + t(alpha) / t(size) * window) ** t(beta)
+        return y.astype(x.dtype, copy=False)

@@ -1,5 +1,8 @@
 """Reductions (`reduce.*`): sum, mean, prod, max, min, any, var, norm, arg-max/min, scans, topk.
 
+ONNX's forms with their axes (or k) as a run-time operand (`reduce.dynamic_axes`,
+`reduce.scan_dynamic_axis`, `reduce.topk_dynamic`) are OPAQUE and run in the interpreter.
+
 Reductions over a set of axes take `axes` (none reduces every axis; an empty tuple reduces
 none) and `keepdims` (reduced axes stay as size 1), and are declared with the `reduction`
 factory. Their result dtype is the operand's: a frontend that accumulates in a wider type
@@ -44,16 +47,18 @@ from dlc.ir.tensor.expr import (
 )
 from dlc.ir.tensor.stmt import Allocate, Buffer, For, IfThenElse, Stmt, Store, seq
 from dlc.ir.types import TensorType
-from dlc.ops.elementwise import opmath
+from dlc.ops.opmath import opmath
 from dlc.ops.registry import (
     Attr,
     FusionKind,
     OpDef,
+    get_op,
     normalize_axes,
     normalize_axis,
     register_op,
     tensor,
 )
+from dlc.ops.shape_dynamic import dynamic_shape_op, fresh_size
 
 _AXES = Attr("ints", None, optional=True, doc="axes to reduce; none means all, () none")
 _KEEPDIMS = Attr("bool", False, doc="keep reduced axes as size 1")
@@ -76,7 +81,7 @@ def _np_axes(axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     return tuple(sorted({a % ndim for a in axes})) if ndim else ()
 
 
-# -- lowering helpers -----------------------------------------------------------------
+# -- lowering helpers --------------------------------------------------------------------
 
 
 def accumulator(dtype: DType) -> DType:
@@ -529,3 +534,117 @@ def _same(a: Expr, b: Expr) -> Expr:
     if not a.dtype.is_float:
         return compare("eq", a, b)
     return logical("or", compare("eq", a, b), logical("and", call("isnan", a), call("isnan", b)))
+
+
+# -- operands known only at run time -----------------------------------------------------
+# ONNX passes the axes of a reduction or scan, and TopK's k, as operands; a result
+# size that depends on one is a new size symbol, bound when the op runs.
+
+
+_REDUCE_KINDS = ("sum", "mean", "max", "min", "prod", "l1", "l2", "sum_square", "log_sum",
+                 "log_sum_exp")
+
+
+def _reduce_kind(x: np.ndarray, kind: str, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if kind == "l1":
+            return np.sum(np.abs(x), axis=axes, keepdims=keepdims)
+        if kind == "l2":
+            return np.sqrt(np.sum(np.square(x.astype(np.float64)), axis=axes, keepdims=keepdims))
+        if kind == "sum_square":
+            return np.sum(np.square(x), axis=axes, keepdims=keepdims)
+        if kind == "log_sum":
+            return np.log(np.sum(x, axis=axes, keepdims=keepdims))
+        if kind == "log_sum_exp":
+            xf = x.astype(np.float64)
+            return np.log(np.sum(np.exp(xf), axis=axes, keepdims=keepdims))
+        empty = any(x.shape[a] == 0 for a in axes)
+        if empty and kind in ("max", "min"):
+            shape = [1 if i in axes else d for i, d in enumerate(x.shape) if keepdims or
+                     i not in axes]
+            info = np.finfo(x.dtype) if x.dtype.kind == "f" else None
+            if x.dtype == np.bool_:
+                return np.full(shape, kind == "min")
+            if info is not None:
+                return np.full(shape, -np.inf if kind == "max" else np.inf)
+            limits = np.iinfo(x.dtype)
+            return np.full(shape, limits.min if kind == "max" else limits.max)
+        fn = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod}[kind]
+        return fn(x, axis=axes, keepdims=keepdims)
+
+
+@register_op
+class ReduceDynamicAxes(OpDef):
+    """An ONNX Reduce* (`kind`: sum, mean, max, min, prod, l1, l2, sum_square, log_sum,
+    log_sum_exp) over axes given by the i64 operand `axes` at run time. An empty `axes`
+    reduces everything, or nothing with `noop_with_empty_axes`. Every result size is a
+    new symbol (which axes shrink is known only when the op runs)."""
+
+    name = "reduce.dynamic_axes"
+    inputs = ("x", "axes")
+    attrs = {"kind": Attr("str", choices=_REDUCE_KINDS), "keepdims": Attr("bool", True),
+             "noop_with_empty_axes": Attr("bool", False)}
+    fusion_kind = FusionKind.OPAQUE
+
+    def infer_type(self, x: Any, axes: Any, *, kind: str, keepdims: bool,
+                   noop_with_empty_axes: bool) -> TensorType:
+        x, axes = tensor(x, self.name), tensor(axes, self.name)
+        if axes.rank != 1 or not isinstance(axes.shape[0], int):
+            raise self.error(f"axes must be a 1-D tensor of static length, got {axes}")
+        n = axes.shape[0]
+        if keepdims or (n == 0 and noop_with_empty_axes):
+            rank = x.rank
+        else:
+            rank = 0 if n == 0 else x.rank - n
+        return TensorType(tuple(fresh_size("reduced") for _ in range(rank)), x.dtype)
+
+    def reference(self, x: np.ndarray, axes: np.ndarray, *, kind: str, keepdims: bool,
+                  noop_with_empty_axes: bool) -> np.ndarray:
+        if axes.size == 0 and noop_with_empty_axes:
+            return _reduce_kind(x, kind, (), True).astype(x.dtype) if kind in (
+                "l1", "l2", "sum_square", "log_sum") else x.copy()
+        chosen = tuple(range(x.ndim)) if axes.size == 0 else tuple(
+            sorted({int(a) % x.ndim for a in axes.reshape(-1)}))
+        out = _reduce_kind(x, kind, chosen, keepdims)
+        return np.asarray(out).astype(x.dtype)
+
+
+@register_op
+class ScanDynamicAxis(OpDef):
+    """ONNX CumSum / CumProd (`kind` sum or prod) along the axis given by a 0-d or
+    1-element operand at run time, with ONNX's `exclusive` and `reverse`."""
+
+    name = "reduce.scan_dynamic_axis"
+    inputs = ("x", "axis")
+    attrs = {"kind": Attr("str", choices=("sum", "prod")), "exclusive": Attr("bool", False),
+             "reverse": Attr("bool", False)}
+    fusion_kind = FusionKind.OPAQUE
+
+    def infer_type(self, x: Any, axis: Any, **_: Any) -> TensorType:
+        return tensor(x, self.name)
+
+    def reference(self, x: np.ndarray, axis: np.ndarray, *, kind: str, exclusive: bool,
+                  reverse: bool) -> np.ndarray:
+        a = int(np.asarray(axis).reshape(-1)[0]) % x.ndim
+        y = np.flip(x, a) if reverse else x
+        fn = np.cumsum if kind == "sum" else np.cumprod
+        with np.errstate(all="ignore"):
+            out = fn(y, axis=a, dtype=x.dtype)
+        if exclusive:
+            fill = np.zeros_like if kind == "sum" else np.ones_like
+            out = np.concatenate([fill(np.take(out, [0], axis=a)),
+                                  np.delete(out, -1, axis=a)], axis=a)
+        return np.ascontiguousarray(np.flip(out, a) if reverse else out)
+
+
+def _topk_at(x: np.ndarray, k: np.ndarray, *, axis: int, largest: bool, sorted: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+    return get_op("reduce.topk").reference(x, k=int(np.asarray(k).reshape(-1)[0]), axis=axis,
+                                           largest=largest, sorted=sorted)
+
+
+dynamic_shape_op(
+    "reduce.topk_dynamic", ("x", "k"), lambda x, k, **_: x.rank, _topk_at,
+    "ONNX TopK with k known at run time: (values, i64 indices).",
+    {"axis": Attr("int", -1), "largest": Attr("bool", True), "sorted": Attr("bool", True)},
+    dtype=lambda x, k, **_: (x.dtype, DType.i64), outputs=lambda *_, **__: 2)

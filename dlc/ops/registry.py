@@ -277,7 +277,7 @@ def _load_families() -> None:
     import dlc.ops  # noqa: F401  (importing the package registers every family)
 
 
-# -- helpers for type rules ------------------------------------------------------------
+# -- helpers for type rules --------------------------------------------------------------
 
 
 def tensor(t: ValueType, op: str) -> TensorType:
@@ -285,6 +285,20 @@ def tensor(t: ValueType, op: str) -> TensorType:
     if isinstance(t, SparseTensorType):
         raise TypeInferenceError(op, f"expects a dense tensor, got sparse {t}")
     return t
+
+
+def float_tensor(op: OpDef, t: Any) -> TensorType:
+    """A dense floating-point operand, or a type error naming the op."""
+    t = tensor(t, op.name)
+    if not t.dtype.is_float:
+        raise op.error(f"expects a floating-point operand, got {t.dtype}")
+    return t
+
+
+def check_len(op: OpDef, name: str, values: Sequence[Any], n: int) -> None:
+    """Per-spatial-axis attributes (stride, padding...) must have one entry per axis."""
+    if len(values) != n:
+        raise op.error(f"{name}={list(values)} needs {n} entries, one per spatial axis")
 
 
 def normalize_axis(axis: int, rank: int, op: str, scalar_ok: bool = True) -> int:

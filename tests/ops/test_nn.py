@@ -184,7 +184,7 @@ def test_symbolic_pool_size_matches_integer_formula():
     """torch guards instead of exporting a symbolic ceil_mode size, so check the closed
     form `min(ceil(L/s) + 1, ceil((H + p)/s))` against the integer rule directly."""
     from dlc.ir.symbolic import evaluate, symbol
-    from dlc.ops.nn import pool_out_size
+    from dlc.ops.nn_pool import pool_out_size
 
     h = symbol("H")
     for k, s, p, d in [(3, 2, 1, 1), (2, 2, 1, 1), (3, 3, 1, 2), (2, 1, 0, 1), (4, 3, 2, 1)]:

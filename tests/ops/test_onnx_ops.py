@@ -1,4 +1,6 @@
-"""The ops staged in `dlc/ops/onnx_pending*.py` and the ONNX-only indexing ops, each
+"""The ops declared for the ONNX frontend (bit shifts, 3-D convolutions, N-d pools, LRN,
+Col2Im, DeformConv, linear attention, determinants, ONNX's resize and grid sampling,
+RoiAlign, NMS, the run-time-shaped `*_dynamic` ops and the ONNX-only indexing ops), each
 against PyTorch (torch.nn.functional where torch has the op, a few lines of torch
 otherwise). ONNX's own conformance cases check them too (tests/frontends/onnx)."""
 
