@@ -16,6 +16,7 @@ from typing import ClassVar
 from dlc.passes.manager import GraphPass, PassContext, register_pass
 
 from dlc.ir.graph import Graph
+from dlc.ir.printer import print_graph
 
 
 @register_pass
@@ -23,12 +24,17 @@ from dlc.ir.graph import Graph
 class Schedule(GraphPass):
     """Loop scheduling: tile, vectorize, unroll and parallelize each kernel by rules.
 
-    Before (the graph is unchanged; `ctx.schedule` is "naive"):
-        for i in 0..70 { for j in 0..64 { acc = 0; for k in 0..40 {...}; C[i, j] = acc } }
-    After (`ctx.schedule` is "default", applied when the group is lowered):
-        parallel for i in 0..70 { for j_o in 0..4 {
-          C_local[0..16] = 0 (vectorized); for k in 0..40 { vectorized for j_i in 0..16 {...} }
-          C[i, j_o*16 + j_i] = C_local[j_i] (vectorized) } }
+    The graph is unchanged; the pass records that each group's loop nest is to be
+    scheduled when it is lowered (`dlc show MODEL --stage tensor --schedule` shows the
+    result: `parallel for i ...`, a 4x16 register tile, `vectorized for j_i in 0..16`).
+
+    Before:
+        graph @f(%a: f32[70, 40], %b: f32[40, 64]) -> (f32[70, 64]) {
+          %0 = linalg.matmul(%a, %b) : f32[70, 64]
+          return %0
+        }
+    After:
+        # loop schedules: default (tile, vectorize, unroll, parallelize by rules)
     """
 
     name: ClassVar[str] = "schedule"
@@ -37,3 +43,8 @@ class Schedule(GraphPass):
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
         ctx.schedule = "naive" if self.naive else "default"
         return graph
+
+    def show(self, graph: Graph, ctx: PassContext) -> str:
+        what = ("naive (loop nests as lowered)" if ctx.schedule == "naive"
+                else "default (tile, vectorize, unroll, parallelize by rules)")
+        return print_graph(graph) + f"# loop schedules: {what}\n"

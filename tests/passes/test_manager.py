@@ -78,15 +78,16 @@ def test_bad_options_are_an_error() -> None:
 
 
 def test_pipelines_per_level() -> None:
-    assert str(Pipeline.for_level(0)) == "fuse{naive=true},plan-memory{naive=true}"
+    assert str(Pipeline.for_level(0)) == \
+        "fuse{naive=true},plan-memory{naive=true},schedule{naive=true}"
     o1 = Pipeline.for_level(1)
     assert o1.names == ["fold-constants", "eliminate-common-subexpressions", "simplify",
-                        "eliminate-dead-code", "fuse", "plan-memory"]
-    assert str(o1).endswith("fuse{naive=true},plan-memory{naive=true}")
+                        "eliminate-dead-code", "fuse", "plan-memory", "schedule"]
+    assert str(o1).endswith("fuse{naive=true},plan-memory{naive=true},schedule")
     o2 = str(Pipeline.for_level(2))
-    assert o2.endswith(",fuse,plan-memory{naive=true}")
+    assert o2.endswith(",fuse,plan-memory{naive=true},schedule")
     o3 = str(Pipeline.for_level(3))
-    assert o3.endswith(",fuse,plan-memory")
+    assert o3.endswith(",fuse,plan-memory,schedule")
     for level in range(4):  # only registered passes appear: no stubs
         assert set(Pipeline.for_level(level).names) <= set(registered_passes())
 
@@ -99,9 +100,11 @@ def test_opt_level_is_checked() -> None:
 def test_disable_by_name_with_either_spelling() -> None:
     a = Pipeline.for_level(3, disable=["eliminate_common_subexpressions", "plan_memory"])
     assert "eliminate-common-subexpressions" not in a.names
-    assert str(a).endswith(",fuse,plan-memory{naive=true}")
+    assert str(a).endswith(",fuse,plan-memory{naive=true},schedule")
     b = Pipeline.for_level(3, disable=["fuse"])
-    assert str(b).endswith("fuse{naive=true},plan-memory")
+    assert str(b).endswith("fuse{naive=true},plan-memory,schedule")
+    c = Pipeline.for_level(3, disable=["schedule"])
+    assert str(c).endswith(",plan-memory,schedule{naive=true}")
 
 
 def test_everything_disabled_equals_o0() -> None:
@@ -171,8 +174,10 @@ def test_dump_dir_writes_only_changed_stages(tmp_path: Path) -> None:
     run_pipeline(graph, 1, ctx=PassContext(instruments=[DumpDir(tmp_path)]))
     files = sorted(p.name for p in tmp_path.iterdir())
     # fold-constants (1), CSE (2) and DCE (4) change nothing; simplify (3) removes x * 1;
-    # fuse (5) shows the groups; plan-memory (6) adds the memory plan.
-    assert files == ["00_input.ir", "03_simplify.ir", "05_fuse.ir", "06_plan-memory.ir"]
+    # fuse (5) shows the groups; plan-memory (6) adds the memory plan; schedule (7) notes
+    # the loop schedules.
+    assert files == ["00_input.ir", "03_simplify.ir", "05_fuse.ir", "06_plan-memory.ir",
+                     "07_schedule.ir"]
     assert (tmp_path / "00_input.ir").read_text() == str(graph)
     assert "ew.mul" not in (tmp_path / "03_simplify.ir").read_text()
     assert "memory plan" in (tmp_path / "06_plan-memory.ir").read_text()
