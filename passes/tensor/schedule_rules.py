@@ -39,6 +39,7 @@ from dlc.ir.tensor.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, S
 VECTOR_LANES = 16  # float32 lanes of one AVX-512 register
 MIN_PARALLEL = 2  # iterations a parallel loop needs to be worth forking for
 UNROLL_LIMIT = 4
+MIN_PARALLEL_WORK = 1 << 15  # loop iterations a nest needs before forking threads pays
 ROW_TILE = 4  # rows of a GEMM register tile (4 x 16 floats = 4 zmm accumulators)
 
 
@@ -96,9 +97,56 @@ def _extent(sch: Schedule, loop: str) -> int | None:
     return None
 
 
+def _work(sch: Schedule, loop: str) -> int:
+    """Innermost iterations of the nest under `loop` (a symbolic extent counts as large)."""
+
+    def count(s: Stmt) -> int:
+        if isinstance(s, For):
+            n = s.extent.value if s.extent.is_const else 1 << 20
+            return n * max(1, count(s.body))
+        return sum(count(c) for c in s.children())
+
+    for s in walk(sch.func.body):
+        if isinstance(s, For) and s.var.name == loop:
+            return count(s)
+    return 0
+
+
+def _contiguous_in(sch: Schedule, loop: str) -> bool:
+    """True when some load under `loop` reads consecutive elements as `loop` advances
+    (its last index moves by 1 and no other index moves): lanes then load vectors, not
+    gathers."""
+    from dlc.passes.tensor.schedule_analysis import linear_terms
+
+    target = None
+    for s in walk(sch.func.body):
+        if isinstance(s, For) and s.var.name == loop:
+            target = s
+            break
+    if target is None:
+        return False
+    v = target.var
+    for x in walk(target.body):
+        exprs = [*x.indices, x.value] if isinstance(x, Store) else []
+        stack = list(exprs)
+        while stack:
+            e = stack.pop()
+            stack.extend(children(e))
+            if e.op != "load" or e.args[0].scope == "local":
+                continue
+            idx = e.args[1:]
+            coeffs = [linear_terms(i)[0].get(v, 0) for i in idx]
+            if coeffs and coeffs[-1] == 1 and all(c == 0 for c in coeffs[:-1]):
+                return True
+    return False
+
+
 def _parallel_outer(sch: Schedule, loops: list[str], threads: int,
                     report: ScheduleReport) -> None:
     if not loops:
+        return
+    if _work(sch, loops[0]) < MIN_PARALLEL_WORK:
+        report.skipped.append(f"parallel({loops[0]}): too little work to fork threads for")
         return
     outer = loops[0]
     extent = _extent(sch, outer)
@@ -174,7 +222,8 @@ def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
     inner = spatial[-1]
     extent = _extent(sch, inner)
     rows = _extent(sch, spatial[-2]) if len(spatial) > 1 else None
-    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner):
+    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner) \
+            and _contiguous_in(sch, inner):
         try:
             row_tile = None
             if extent > VECTOR_LANES and rows is not None and rows >= ROW_TILE:
