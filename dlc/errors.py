@@ -45,19 +45,40 @@ class AttributeError_(IRError):
     """An attribute is missing, unknown, or of the wrong type for its op."""
 
 
+_OVERLOADS = {"default", "Tensor", "Scalar", "int", "dim", "vec", "self", "out"}
+
+
+def _core(name: str) -> str:
+    """The op's own name: `aten._fft_r2c.default` -> `fft_r2c`, `nn.conv2d` -> `conv2d`."""
+    parts = name.split(".")
+    if parts and parts[0] in ("aten", "prims", "torch"):
+        parts = parts[1:]
+    if len(parts) > 1 and (parts[-1] in _OVERLOADS or parts[-1][:1].isupper()
+                           or "_" in parts[-1] and parts[-1].split("_")[0] in _OVERLOADS):
+        parts = parts[:-1]
+    if len(parts) > 1 and "." in name and name.split(".")[0] not in ("aten", "prims"):
+        parts = parts[1:]  # a registry family prefix: ew.relu -> relu
+    return parts[-1].strip("_").lower() if parts else name.lower()
+
+
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The `n` candidates that look most like `name` (for "did you mean" hints)."""
+    """The `n` candidates that look most like `name` (for "did you mean" hints), compared
+    on the op's own name, not on a shared prefix or overload (`aten.X.default`)."""
     candidates = list(candidates)
-    found = difflib.get_close_matches(name, candidates, n=n, cutoff=0.5)
-    if len(found) < n:
-        # Also offer names sharing the last dotted component (aten.relu_ -> nn.relu).
-        stem = name.split(".")[-1].rstrip("_").lower()
-        for c in candidates:
-            if stem and stem in c.lower() and c not in found:
+    core = _core(name)
+    by_core: dict[str, list[str]] = {}
+    for c in candidates:
+        by_core.setdefault(_core(c), []).append(c)
+    found: list[str] = []
+    for match in difflib.get_close_matches(core, list(by_core), n=n, cutoff=0.6):
+        found.extend(c for c in by_core[match] if c not in found)
+    if len(found) < n and len(core) >= 3:
+        for c in candidates:  # a shared stem: aten.relu_ -> ew.relu
+            if c not in found and (core in _core(c) or _core(c) in core) and len(_core(c)) >= 3:
                 found.append(c)
             if len(found) >= n:
                 break
-    return found
+    return found[:n]
 
 
 @dataclass(frozen=True)
