@@ -2,7 +2,7 @@
 
     b = GraphBuilder("mlp")
     x = b.input("x", TensorType((symbol("N"), 784), f32))
-    h = b.op("nn.relu", b.op("linalg.matmul", x, b.const(w1, "fc1.weight")))
+    h = b.op("ew.relu", b.op("linalg.matmul", x, b.const(w1, "fc1.weight")))
     graph = b.build([h])
 
 `op` validates the attributes against the op's schema and runs its type rule, so a

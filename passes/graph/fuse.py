@@ -248,8 +248,9 @@ class _Partitioner:
         nodes = self.graph.nodes
         if blocker == d:
             self.reason[i] = (f"its post-dominator {nodes[d].op.name} "
-                              f"({self.pattern[self.find(d)].value}) cannot take a "
-                              f"{self.pattern[i].value} producer")
+                              f"({self.pattern[self.find(d)].value}) cannot take "
+                              f"{_article(self.pattern[i].value)} {self.pattern[i].value} "
+                              "producer")
             return
         if blocker is not None:
             b = nodes[blocker]
@@ -324,3 +325,8 @@ def _refusals(graph: Graph, fusion: _Partitioner, groups: list[FusedGroup]
                        f"with %{namer.names[consumer.outputs[0]]} {consumer.op.name}: {reason}")
             out.append(FusionRefusal(producer, consumer, reason, message))
     return out
+
+
+def _article(word: str) -> str:
+    """`an` before a vowel (an injective producer), else `a`."""
+    return "an" if word[:1] in "aeiou" else "a"
