@@ -70,7 +70,7 @@ def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     for c in candidates:
         by_core.setdefault(_core(c), []).append(c)
     found: list[str] = []
-    for match in difflib.get_close_matches(core, list(by_core), n=n, cutoff=0.6):
+    for match in difflib.get_close_matches(core, list(by_core), n=n, cutoff=0.7):
         found.extend(c for c in by_core[match] if c not in found)
     if len(found) < n and len(core) >= 3:
         for c in candidates:  # a shared stem: aten.relu_ -> ew.relu
