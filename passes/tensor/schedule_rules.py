@@ -112,35 +112,6 @@ def _work(sch: Schedule, loop: str) -> int:
     return 0
 
 
-def _contiguous_in(sch: Schedule, loop: str) -> bool:
-    """True when some load under `loop` reads consecutive elements as `loop` advances
-    (its last index moves by 1 and no other index moves): lanes then load vectors, not
-    gathers."""
-    from dlc.passes.tensor.schedule_analysis import linear_terms
-
-    target = None
-    for s in walk(sch.func.body):
-        if isinstance(s, For) and s.var.name == loop:
-            target = s
-            break
-    if target is None:
-        return False
-    v = target.var
-    for x in walk(target.body):
-        exprs = [*x.indices, x.value] if isinstance(x, Store) else []
-        stack = list(exprs)
-        while stack:
-            e = stack.pop()
-            stack.extend(children(e))
-            if e.op != "load" or e.args[0].scope == "local":
-                continue
-            idx = e.args[1:]
-            coeffs = [linear_terms(i)[0].get(v, 0) for i in idx]
-            if coeffs and coeffs[-1] == 1 and all(c == 0 for c in coeffs[:-1]):
-                return True
-    return False
-
-
 def _parallel_outer(sch: Schedule, loops: list[str], threads: int,
                     report: ScheduleReport) -> None:
     if not loops:
@@ -222,8 +193,7 @@ def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
     inner = spatial[-1]
     extent = _extent(sch, inner)
     rows = _extent(sch, spatial[-2]) if len(spatial) > 1 else None
-    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner) \
-            and _contiguous_in(sch, inner):
+    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner):
         try:
             row_tile = None
             if extent > VECTOR_LANES and rows is not None and rows >= ROW_TILE:
