@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from dlc.passes.manager import PassContext
 
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.graph import Constant, Graph, Node, Value
+from dlc.passes.manager import PassContext
 
 # -- patterns --------------------------------------------------------------------------
 

@@ -62,8 +62,8 @@ from typing import Any
 import llvmlite.binding as llvm
 import numpy as np
 import sympy
-from dlc.backends.llvm.jit import host_cpu, host_target_machine, optimize
 
+from dlc.backends.llvm.jit import host_cpu, host_target_machine, optimize
 from dlc.errors import DLCError
 from dlc.ir.graph import Constant, Value
 from dlc.ir.symbolic import Dim

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from llvmlite import ir
+
 from dlc.backends.llvm.parallel import emit_parallel
 from dlc.backends.llvm.types import I1, I8, I32, I64, PTR, compute_type, memory_type
 from dlc.backends.llvm.vector import (
@@ -28,8 +30,6 @@ from dlc.backends.llvm.vector import (
     type_suffix,
     vector_lanes,
 )
-from llvmlite import ir
-
 from dlc.errors import DLCError
 from dlc.ir.dtypes import DType
 from dlc.ir.tensor.expr import Expr

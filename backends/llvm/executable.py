@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
+
 from dlc.backends.llvm.codegen import emit_kernel
 from dlc.backends.llvm.jit import JITModule, compile_ir, prepare
 from dlc.backends.llvm.types import I32, I64, PTR
-from dlc.passes.tensor.lower_group import LoweredGroup, check_lowerable, lower_group
-from llvmlite import ir
-
 from dlc.errors import DLCError
 from dlc.interpreter import bind_symbols
 from dlc.ir.graph import Constant, Graph, Node, Value
@@ -38,6 +37,7 @@ from dlc.ir.printer import Namer
 from dlc.ir.symbolic import evaluate
 from dlc.ir.tensor.stmt import PrimFunc
 from dlc.ir.types import SparseTensorType, TensorType
+from dlc.passes.tensor.lower_group import LoweredGroup, check_lowerable, lower_group
 from dlc.sparse import (
     SparseComponent,
     SparseMatrix,
@@ -107,7 +107,6 @@ def lower_model(graph: Graph, groups: Sequence[Sequence[Node]],
     skipped: list[str] = []
     if schedule == "default":
         from dlc.passes.tensor.schedule_rules import default_schedule
-
         from dlc.runtime import get_num_threads
 
         for k, g in enumerate(lowered):

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlc.backends.llvm.types import I32, I64, PTR
 from llvmlite import ir
 
+from dlc.backends.llvm.types import I32, I64, PTR
 from dlc.ir.tensor.expr import Expr, children
 from dlc.ir.tensor.stmt import Allocate, Buffer, For, IfThenElse, Store, walk
 from dlc.runtime import NUM_THREADS_SYMBOL

@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dlc.backends.llvm.types import I1, I32, I64, PTR, memory_type
 from llvmlite import ir
 
+from dlc.backends.llvm.types import I1, I32, I64, PTR, memory_type
 from dlc.ir.tensor.expr import Expr, children, const, free_vars, substitute
 from dlc.ir.tensor.stmt import Buffer, For, IfThenElse, Store
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode, UseFunctionBody
 from dlc.frontends.onnx.registry import onnx_op
-
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Value
 from dlc.ir.symbolic import dim, floordiv

@@ -8,10 +8,10 @@ the branch it takes. Run-time control flow (If on data, Loop, Scan) is not suppo
 from __future__ import annotations
 
 import numpy as np
-from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
-from dlc.frontends.onnx.registry import onnx_op
 
 from dlc.errors import FrontendError
+from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
+from dlc.frontends.onnx.registry import onnx_op
 from dlc.ir.graph import Value
 
 B = OnnxGraphBuilder

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from dlc.errors import FrontendError
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.dtypes import from_onnx
 from dlc.frontends.onnx.registry import onnx_op
-
-from dlc.errors import FrontendError
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Value
 from dlc.ir.symbolic import ceildiv, dim

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.dtypes import from_onnx
 from dlc.frontends.onnx.registry import onnx_op
-
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Value
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
-from dlc.frontends.onnx.registry import onnx_op
 
 from dlc.errors import FrontendError
+from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
+from dlc.frontends.onnx.registry import onnx_op
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Value
 from dlc.ops.registry import normalize_axis

@@ -9,9 +9,9 @@ symbols, bound when the graph runs.
 from __future__ import annotations
 
 import numpy as np
+
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.registry import onnx_op
-
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Value
 from dlc.ops.registry import normalize_axis

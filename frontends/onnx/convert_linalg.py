@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.registry import onnx_op
-
 from dlc.ir.graph import Value
 
 B = OnnxGraphBuilder

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from dlc.errors import FrontendError
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.registry import onnx_op
-
-from dlc.errors import FrontendError
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Value
 from dlc.ir.symbolic import Dim

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.dtypes import from_onnx
 from dlc.frontends.onnx.registry import onnx_op
-
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Value
 from dlc.ir.symbolic import dims_equal, product

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.frontends.onnx.registry import onnx_op
-
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Value
 from dlc.ops.registry import normalize_axes

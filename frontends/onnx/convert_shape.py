@@ -10,10 +10,10 @@ known at import time (constants, or shape tensors with symbolic sizes); `Shape` 
 from __future__ import annotations
 
 import numpy as np
-from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
-from dlc.frontends.onnx.registry import onnx_op
 
 from dlc.errors import FrontendError
+from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
+from dlc.frontends.onnx.registry import onnx_op
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Value
 from dlc.ir.symbolic import Dim, ceildiv, dim, floordiv, product

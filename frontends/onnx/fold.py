@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import sympy
-from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 
 from dlc.errors import DLCError
+from dlc.frontends.onnx.builder import OnnxGraphBuilder, OnnxNode
 from dlc.interpreter import run_node
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Value

@@ -16,7 +16,6 @@ from typing import Any
 from dlc.frontends.onnx.builder import OnnxNode
 from dlc.frontends.onnx.dtypes import to_onnx
 from dlc.frontends.onnx.registry import DEFAULT_DOMAIN
-
 from dlc.ir.graph import Value
 from dlc.ir.types import TensorType
 

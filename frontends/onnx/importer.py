@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dlc.errors import DLCError, FrontendError, MissingOp, UnsupportedOpError, closest
 from dlc.frontends.onnx.builder import (
     DynamicInputError,
     OnnxGraphBuilder,
@@ -38,8 +40,6 @@ from dlc.frontends.onnx.registry import (
     known_op_types,
     load_converters,
 )
-
-from dlc.errors import DLCError, FrontendError, MissingOp, UnsupportedOpError, closest
 from dlc.ir.graph import Constant, Graph, Location, Value
 from dlc.ir.symbolic import symbol
 from dlc.ir.types import TensorType

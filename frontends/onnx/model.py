@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dlc.frontends.onnx.dtypes import from_onnx
-from dlc.frontends.onnx.importer import load_model
 
 from dlc.errors import DLCError
+from dlc.frontends.onnx.dtypes import from_onnx
+from dlc.frontends.onnx.importer import load_model
 
 
 class OnnxModel:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlc.errors import FrontendError
 from dlc.frontends.torch.builder import torch_dtype
 from dlc.frontends.torch.registry import torch_op
-
-from dlc.errors import FrontendError
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Value
 

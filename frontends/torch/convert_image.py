@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dlc.errors import FrontendError
 from dlc.frontends.torch.convert_nn import checked
 from dlc.frontends.torch.registry import torch_op
-
-from dlc.errors import FrontendError
 from dlc.ir.graph import Value
 from dlc.ir.symbolic import is_static
 

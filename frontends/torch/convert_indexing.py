@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dlc.frontends.torch.registry import torch_op
-
 from dlc.errors import FrontendError
+from dlc.frontends.torch.registry import torch_op
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Value
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from dlc.frontends.torch.registry import torch_op
-
 from dlc.ir.graph import Value, is_sparse
 
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from dlc.frontends.torch.convert_nn import checked
-from dlc.frontends.torch.registry import torch_op
 
 from dlc.errors import FrontendError
+from dlc.frontends.torch.convert_nn import checked
+from dlc.frontends.torch.registry import torch_op
 from dlc.ir.graph import Value
 
 

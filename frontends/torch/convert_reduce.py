@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from dlc.frontends.torch.registry import torch_op
-
 from dlc.ir.graph import Value
 
 

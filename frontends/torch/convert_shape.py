@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from dlc.frontends.torch.registry import torch_op
-
 from dlc.ir.graph import Value
 from dlc.ops.shape import INT64_MAX
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlc.frontends.torch.registry import torch_op
-
 from dlc.errors import FrontendError
+from dlc.frontends.torch.registry import torch_op
 from dlc.ir.graph import Value, is_sparse
 
 

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from dlc.frontends.torch.builder import TorchGraphBuilder, torch_dtype
-from dlc.frontends.torch.registry import TORCH_OPS, load_converters
 
 from dlc.errors import FrontendError, MissingOp, UnsupportedOpError, closest
+from dlc.frontends.torch.builder import TorchGraphBuilder, torch_dtype
+from dlc.frontends.torch.registry import TORCH_OPS, load_converters
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Constant, Graph, Location, Value
 from dlc.ir.symbolic import Dim, dim, symbol
@@ -31,6 +31,7 @@ def import_module(module: Any, example_inputs: Sequence[Any], dynamic_shapes: An
                   name: str | None = None) -> Graph:
     """Export `module` with torch.export, decompose to core ATen, and import the result."""
     import torch
+
     from dlc.frontends.torch.decompositions import decomposition_table
 
     module = module.eval()

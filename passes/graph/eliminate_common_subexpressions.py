@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import drop_orphans, substitute_inputs
 
 from dlc.ir.graph import Constant, Graph, Node, Value
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import drop_orphans, substitute_inputs
 
 NONDETERMINISTIC_ATTR = "nondeterministic"
 """An op declaration may set `nondeterministic = True` (random ops): never merged."""

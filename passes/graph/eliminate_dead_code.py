@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-
 from dlc.ir.graph import Graph, Node
+from dlc.passes.manager import GraphPass, PassContext, register_pass
 
 
 @register_pass

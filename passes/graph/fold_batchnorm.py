@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint, single_use
 
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.graph import Constant, Graph, Node, Value
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint, single_use
 
 FOLDABLE = ("nn.conv1d", "nn.conv2d", "linalg.linear")
 """Layers whose weight has one row per output channel (`w[o, ...]`); transposed convs

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import drop_orphans, substitute_inputs
 
 from dlc.errors import DLCError
 from dlc.interpreter import run_node
 from dlc.ir.graph import Constant, Graph, Node, Value
 from dlc.ir.types import TensorType
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import drop_orphans, substitute_inputs
 
 
 @register_pass

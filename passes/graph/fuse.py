@@ -6,6 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from dlc.ir.graph import Graph, Node
+from dlc.ir.printer import Namer
+from dlc.ops.registry import FusionKind
 from dlc.passes.graph.fusion_plan import (
     KIND_ORDER,
     FusedGroup,
@@ -16,10 +19,6 @@ from dlc.passes.graph.fusion_plan import (
     reorder_graph,
 )
 from dlc.passes.manager import FusionRefusal, GraphPass, PassContext, register_pass
-
-from dlc.ir.graph import Graph, Node
-from dlc.ir.printer import Namer
-from dlc.ops.registry import FusionKind
 
 EW, BCAST, INJ = FusionKind.ELEMENTWISE, FusionKind.BROADCAST, FusionKind.INJECTIVE
 RED, OUT, OPAQUE = FusionKind.REDUCTION, FusionKind.OUT_FUSABLE, FusionKind.OPAQUE

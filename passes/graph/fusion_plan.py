@@ -24,12 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from dlc.passes.manager import FusionRefusal
-
 from dlc.errors import DLCError
 from dlc.ir.graph import Graph, Node, Value
 from dlc.ir.printer import Namer, print_graph, print_node
 from dlc.ops.registry import FusionKind
+from dlc.passes.manager import FusionRefusal
 
 KIND_ORDER = {FusionKind.ELEMENTWISE: 0, FusionKind.BROADCAST: 1, FusionKind.INJECTIVE: 2,
               FusionKind.REDUCTION: 3, FusionKind.OUT_FUSABLE: 4, FusionKind.OPAQUE: 5}

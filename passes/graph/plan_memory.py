@@ -7,12 +7,12 @@ from functools import lru_cache
 from typing import ClassVar
 
 import sympy
-from dlc.passes.graph.fusion_plan import FusionPlan, print_fused
-from dlc.passes.manager import GraphPass, PassContext, register_pass
 
 from dlc.ir.graph import Graph, Value
 from dlc.ir.symbolic import Dim, evaluate, free_symbols
 from dlc.ir.types import SparseTensorType, TensorType, ValueType
+from dlc.passes.graph.fusion_plan import FusionPlan, print_fused
+from dlc.passes.manager import GraphPass, PassContext, register_pass
 
 ALIGNMENT = 64  # bytes: a cache line, and one AVX-512 vector
 SAMPLE_SIZE = 64  # a symbol's stand-in value when ranking sizes that cannot be compared

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from dlc.passes.graph.eliminate_common_subexpressions import EliminateCommonSubexpressions
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import OpPattern, P, Pattern, Rule, RuleSet, rewrite_to_fixpoint
 
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.graph import Constant, Graph, Node, Value
+from dlc.passes.graph.eliminate_common_subexpressions import EliminateCommonSubexpressions
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import OpPattern, P, Pattern, Rule, RuleSet, rewrite_to_fixpoint
 
 
 def _is_zeros(v: Value, graph: Graph) -> bool:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from dlc.passes.graph.fold_batchnorm import batch_norm_affine
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import OpPattern, P, Rule, RuleSet, rewrite_to_fixpoint, single_use
 
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.graph import Constant, Graph, Node, Value
+from dlc.passes.graph.fold_batchnorm import batch_norm_affine
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import OpPattern, P, Rule, RuleSet, rewrite_to_fixpoint, single_use
 
 x = P.var("x")
 

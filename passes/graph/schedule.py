@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-
 from dlc.ir.graph import Graph
 from dlc.ir.printer import print_graph
+from dlc.passes.manager import GraphPass, PassContext, register_pass
 
 
 @register_pass

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint
 
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.dtypes import DType
 from dlc.ir.graph import Graph, Node, Value
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint
 
 x = P.var("x")
 

@@ -7,13 +7,13 @@ from functools import cache
 from typing import ClassVar
 
 import numpy as np
-from dlc.passes.graph.simplify import rules_data_movement
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint, single_use
 
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.graph import Constant, Graph, Node, Value
 from dlc.ops.registry import FusionKind, all_ops
+from dlc.passes.graph.simplify import rules_data_movement
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint, single_use
 
 TRANSPOSERS = ("shape.permute", "shape.layout_transform")
 """Ops that only reorder axes: a permute, or a layout transform without blocked axes

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import ClassVar
 
-from dlc.passes.graph.sink_transposes import TRANSPOSERS, rules_sink_transposes
-from dlc.passes.manager import GraphPass, PassContext, register_pass
-from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint
-
 from dlc.errors import DLCError
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.graph import Graph, Node, Value
 from dlc.ops.registry import all_ops
+from dlc.passes.graph.sink_transposes import TRANSPOSERS, rules_sink_transposes
+from dlc.passes.manager import GraphPass, PassContext, register_pass
+from dlc.passes.rewrite import P, Rule, RuleSet, rewrite_to_fixpoint
 
 CHANNELS_LAST = {"NCHW": "NHWC", "NCW": "NWC"}
 CHANNELS_FIRST = {v: k for k, v in CHANNELS_LAST.items()}

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dlc.ir.tensor.stmt import For, LoopKind, PrimFunc, Store, walk
 from dlc.passes.tensor import schedule_dataflow as dataflow
 from dlc.passes.tensor import schedule_loops as loops_
 from dlc.passes.tensor.schedule_analysis import check_annotations
@@ -36,8 +37,6 @@ from dlc.passes.tensor.schedule_nest import (
     unique_loop_names,
 )
 from dlc.passes.tensor.trace import Arg, Trace
-
-from dlc.ir.tensor.stmt import For, LoopKind, PrimFunc, Store, walk
 
 __all__ = ["Schedule", "ScheduleError", "Trace"]
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlc.passes.tensor.schedule_nest import describe, stmt_loads
-
 from dlc.ir.tensor.expr import (
     Expr,
     add,
@@ -31,6 +29,7 @@ from dlc.ir.tensor.expr import (
     rebuild,
 )
 from dlc.ir.tensor.stmt import Allocate, Buffer, For, LoopKind, PrimFunc, Stmt, Store, walk
+from dlc.passes.tensor.schedule_nest import describe, stmt_loads
 
 Interval = tuple[int, int]
 

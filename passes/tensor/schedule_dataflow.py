@@ -12,6 +12,19 @@ import re
 from collections.abc import Callable
 from dataclasses import replace as dc_replace
 
+from dlc.ir.tensor.expr import Expr, floordiv, free_vars, load, substitute, var
+from dlc.ir.tensor.stmt import (
+    Allocate,
+    Buffer,
+    For,
+    IfThenElse,
+    LoopKind,
+    PrimFunc,
+    Seq,
+    Stmt,
+    Store,
+    walk,
+)
 from dlc.passes.tensor.schedule_analysis import interval, simplify, stmt_loads_in
 from dlc.passes.tensor.schedule_nest import (
     ScheduleError,
@@ -39,20 +52,6 @@ from dlc.passes.tensor.schedule_nest import (
     used_names,
     written_buffers,
     zero,
-)
-
-from dlc.ir.tensor.expr import Expr, floordiv, free_vars, load, substitute, var
-from dlc.ir.tensor.stmt import (
-    Allocate,
-    Buffer,
-    For,
-    IfThenElse,
-    LoopKind,
-    PrimFunc,
-    Seq,
-    Stmt,
-    Store,
-    walk,
 )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace as dc_replace
 
+from dlc.ir.tensor.expr import Expr, compare, const, floordiv, free_vars, substitute, var
+from dlc.ir.tensor.stmt import Buffer, For, LoopKind, PrimFunc, Stmt, Store, seq, walk
 from dlc.passes.tensor.schedule_analysis import (
     Unanalyzable,
     independence_problem,
@@ -28,9 +30,6 @@ from dlc.passes.tensor.schedule_nest import (
     substitute_stmt,
     used_names,
 )
-
-from dlc.ir.tensor.expr import Expr, compare, const, floordiv, free_vars, substitute, var
-from dlc.ir.tensor.stmt import Buffer, For, LoopKind, PrimFunc, Stmt, Store, seq, walk
 
 
 def _serial(primitive: str, loop: For, what: str = "") -> None:

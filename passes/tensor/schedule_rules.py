@@ -31,10 +31,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dlc.passes.tensor.schedule import Schedule, ScheduleError
-
 from dlc.ir.tensor.expr import Expr, children
 from dlc.ir.tensor.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store, walk
+from dlc.passes.tensor.schedule import Schedule, ScheduleError
 
 VECTOR_LANES = 16  # float32 lanes of one AVX-512 register
 MIN_PARALLEL = 2  # iterations a parallel loop needs to be worth forking for

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlc.passes.tensor.schedule_nest import ScheduleError, is_identifier
-
 from dlc.ir.tensor.stmt import PrimFunc
+from dlc.passes.tensor.schedule_nest import ScheduleError, is_identifier
 
 PRIMITIVES = ("split", "reorder", "fuse", "tile", "vectorize", "unroll", "parallel",
               "compute_at", "inline", "cache_write", "pack")

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy
-from dlc.backends.llvm.aot import AOTError, c_expr, read_weights, write_library
 
 import dlc
+from dlc.backends.llvm.aot import AOTError, c_expr, read_weights, write_library
 from dlc.cli import main
 from dlc.errors import DLCError
 from dlc.interpreter import run_graph
@@ -273,7 +273,6 @@ def test_parallel_loops_run_on_libgomp(tmp_path: Path) -> None:
     and reads its thread count from dlc_model_set_num_threads."""
     loops = pytest.importorskip("dlc.passes.tensor.schedule_loops")
     from dlc.backends.llvm.executable import emit_module
-
     from dlc.ir.tensor.stmt import For, LoopKind, walk
 
     module, inputs = conv_matmul_model()

@@ -9,11 +9,11 @@ import ctypes
 import ml_dtypes
 import numpy as np
 import pytest
+from llvmlite import ir
+
 from dlc.backends.llvm.codegen import emit_kernel
 from dlc.backends.llvm.executable import build
 from dlc.backends.llvm.jit import jit, optimize, prepare
-from llvmlite import ir
-
 from dlc.ir.builder import GraphBuilder
 from dlc.ir.dtypes import DType
 from dlc.ir.tensor.compute import compute, placeholder

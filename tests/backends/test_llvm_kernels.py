@@ -7,12 +7,12 @@ import ctypes
 import ml_dtypes
 import numpy as np
 import pytest
-from dlc.backends.llvm.codegen import emit_kernel
-from dlc.backends.llvm.jit import jit, optimize, prepare
 from hypothesis import given
 from hypothesis import strategies as st
 from llvmlite import ir
 
+from dlc.backends.llvm.codegen import emit_kernel
+from dlc.backends.llvm.jit import jit, optimize, prepare
 from dlc.ir.dtypes import DType, bf16, f32, i64
 from dlc.ir.tensor.compute import compute, placeholder, reduce, reduce_axis
 from dlc.ir.tensor.expr import call, cast, compare, const, floordiv, max_, min_, mod, select, var

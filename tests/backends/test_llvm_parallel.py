@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from dlc.backends.llvm.codegen import KernelEmitter, emit_kernel
-from dlc.backends.llvm.jit import jit, optimize, prepare
-from dlc.backends.llvm.types import I32, I64
 from llvmlite import ir
 
 import dlc
 from dlc import runtime
+from dlc.backends.llvm.codegen import KernelEmitter, emit_kernel
+from dlc.backends.llvm.jit import jit, optimize, prepare
+from dlc.backends.llvm.types import I32, I64
 from dlc.ir.dtypes import f32, i64
 from dlc.ir.tensor.compute import compute, placeholder, reduce, reduce_axis
 from dlc.ir.tensor.expr import Expr, call, cast, const, var

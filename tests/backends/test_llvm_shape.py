@@ -13,8 +13,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
-from dlc.backends.llvm.executable import build, lower_model
 
+from dlc.backends.llvm.executable import build, lower_model
 from dlc.interpreter import run_graph
 from dlc.ir import GraphBuilder, TensorType, symbol
 from dlc.ir.dtypes import DType

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlc.backends.llvm.executable import build, lower_model
-from dlc.passes.tensor.lower_group import lower_group
 
+from dlc.backends.llvm.executable import build, lower_model
 from dlc.errors import InputError
 from dlc.interpreter import run_graph
 from dlc.ir.builder import GraphBuilder
@@ -20,6 +19,7 @@ from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import symbol
 from dlc.ir.tensor.interpreter import run_func
 from dlc.ir.types import SparseTensorType, TensorType
+from dlc.passes.tensor.lower_group import lower_group
 from dlc.sparse import SparseMatrix, component_arrays
 from dlc.testing import assert_close
 

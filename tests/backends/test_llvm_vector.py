@@ -12,8 +12,8 @@ from collections.abc import Callable
 import ml_dtypes
 import numpy as np
 import pytest
-from dlc.backends.llvm.codegen import CodegenError
 
+from dlc.backends.llvm.codegen import CodegenError
 from dlc.ir.dtypes import DType, bf16, f32, i32, i64
 from dlc.ir.tensor.compute import compute, placeholder, reduce, reduce_axis
 from dlc.ir.tensor.expr import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dlc.frontends.torch import import_module
 
 from dlc.errors import FrontendError, UnsupportedOpError
+from dlc.frontends.torch import import_module
 from dlc.interpreter import run_graph
 from dlc.ir.graph import Constant
 from dlc.ir.types import SparseTensorType

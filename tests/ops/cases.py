@@ -35,8 +35,8 @@ class TorchCase:
 def run_torch_case(case: TorchCase) -> Any:
     """Import, check ops, round-trip the text, interpret, compare with eager torch."""
     import torch
-    from dlc.frontends.torch import import_module
 
+    from dlc.frontends.torch import import_module
     from dlc.interpreter import run_graph
 
     module = case.module()
@@ -68,7 +68,6 @@ def check_llvm(graph: Any, args: list[Any], want: list[Any], case: Any) -> None:
     values), so the kernels must produce the reference's entry order too.
     """
     from dlc.backends.llvm.executable import build
-
     from dlc.errors import UnsupportedOpError
 
     if not graph.nodes:

@@ -55,9 +55,8 @@ def test_case(case):
 
 
 def test_sdpa_rejects_dropout():
-    from dlc.frontends.torch import import_module
-
     from dlc.errors import FrontendError
+    from dlc.frontends.torch import import_module
 
     module = Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, dropout_p=0.1))
     with pytest.raises(FrontendError, match="dropout_p"):

@@ -353,7 +353,6 @@ def test_preserved_converter(preserved, case, monkeypatch):
 def test_to_dtype_without_decompositions():
     """`aten.to.dtype` appears in an exported program that was not decomposed."""
     from dlc.frontends.torch import import_exported_program
-
     from dlc.interpreter import run_graph
 
     x = randn(3, 4) * 4
@@ -365,9 +364,8 @@ def test_to_dtype_without_decompositions():
 
 
 def test_symbolic_scalar_operand_is_refused_clearly():
-    from dlc.frontends.torch import import_module
-
     from dlc.errors import DLCError
+    from dlc.frontends.torch import import_module
 
     with pytest.raises(DLCError, match="scalar computed from tensor sizes"):
         import_module(Lambda1(lambda x: x / x.shape[0]), (randn(3, 4),), dynamic_shapes=DYN0)

@@ -182,9 +182,8 @@ def test_case(case):
 def test_bool_mask_indexing_is_reported():
     """x[mask] has a data-dependent length: refused with an error, not a wrong graph (the
     importer may stop first, at torch's runtime asserts on that length)."""
-    from dlc.frontends.torch import import_module
-
     from dlc.errors import FrontendError, UnsupportedOpError
+    from dlc.frontends.torch import import_module
 
     with pytest.raises((FrontendError, UnsupportedOpError), match="bool mask|_assert_scalar"):
         import_module(Lambda(lambda x, m: x[m]), (randn(4, 3), randn(4, 3, seed=1) > 0))

@@ -133,7 +133,6 @@ def test_conv_pool_keep_symbolic_sizes():
     """A symbolic batch and image size flow through conv and pools: the type rules agree
     with torch's (the converters check) and print as expressions."""
     from dlc.frontends.torch import import_module
-
     from dlc.interpreter import run_graph
 
     class Net(nn.Module):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from dlc.passes import PassContext, make_pass
 
 from dlc.ir import DType, GraphBuilder, TensorType
+from dlc.passes import PassContext, make_pass
 from tests.passes.helpers import assert_prints, assert_same_results, ir
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from dlc.passes import PassContext, registered_passes
 
+from dlc.passes import PassContext, registered_passes
 from tests.passes.helpers import assert_prints, ir
 
 

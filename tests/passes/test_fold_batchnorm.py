@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlc.passes import PassContext, make_pass
 
 from dlc.ir import DType, GraphBuilder, TensorType
 from dlc.ir.graph import Graph
+from dlc.passes import PassContext, make_pass
 from tests.passes.helpers import assert_same_results
 
 RNG = np.random.default_rng(3)

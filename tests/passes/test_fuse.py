@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from dlc.ir.graph import Graph
 from dlc.passes import PassContext, make_pass
 from dlc.passes.graph.fuse import fuse_graph
 from dlc.passes.graph.fusion_plan import FusionPlan, print_fused
-
-from dlc.ir.graph import Graph
 from tests.passes.helpers import assert_prints, assert_same_results, ir
 
 RNG = np.random.default_rng(0)

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
+from dlc.errors import DLCError, VerificationError
+from dlc.ir.graph import Graph, Node
 from dlc.passes import (
     LEVEL_OF,
     DumpDir,
@@ -24,9 +27,6 @@ from dlc.passes import (
     run_pipeline,
 )
 from dlc.passes.manager import NAIVE_VARIANTS, register_pass
-
-from dlc.errors import DLCError, VerificationError
-from dlc.ir.graph import Graph, Node
 from tests.passes.helpers import assert_same_results, ir
 
 GRAPH = """

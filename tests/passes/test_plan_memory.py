@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sympy
+
+from dlc.ir.graph import Graph
 from dlc.passes import PassContext, make_pass, run_pipeline
 from dlc.passes.graph.fuse import fuse_graph
 from dlc.passes.graph.plan_memory import MemoryPlan, liveness, nbytes, plan_memory
-
-from dlc.ir.graph import Graph
 from tests.passes.helpers import ir
 
 

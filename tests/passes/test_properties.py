@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from dlc.passes import LEVEL_OF, PassContext, make_pass, registered_passes, run_pipeline
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +10,7 @@ from dlc.ir import DType, GraphBuilder, TensorType
 from dlc.ir.graph import Graph
 from dlc.ir.printer import print_graph
 from dlc.ir.verifier import verify_graph
+from dlc.passes import LEVEL_OF, PassContext, make_pass, registered_passes, run_pipeline
 from tests.passes.helpers import assert_same_results
 from tests.passes.test_fuse import check_plan
 from tests.passes.test_plan_memory import simulate

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlc.passes import PassContext, make_pass, run_pipeline
 
 from dlc.interpreter import run_graph
 from dlc.ir.graph import Graph
+from dlc.passes import PassContext, make_pass, run_pipeline
 from dlc.testing import assert_close
 from tests.passes.helpers import ir
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dlc.passes import PassContext, make_pass, run_pipeline
 
 from dlc.ir import DType, GraphBuilder, TensorType
+from dlc.passes import PassContext, make_pass, run_pipeline
 from tests.passes.helpers import assert_same_results
 
 RNG = np.random.default_rng(5)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from dlc.passes import PassContext
 from dlc.passes.rewrite import P, Rule, RuleSet, match, rewrite_once, rewrite_to_fixpoint
-
 from tests.passes.helpers import assert_prints, assert_same_results, ir
 
 MUL_ONE = RuleSet([Rule("x * 1 -> x", P.op("ew.mul", P.var("x"), P.const(1)), lambda x: x)])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from dlc.passes import PassContext, make_pass
-from dlc.passes.graph.simplify import holds_exactly, rules_simplify
 
 from dlc.ops import all_ops
+from dlc.passes import PassContext, make_pass
+from dlc.passes.graph.simplify import holds_exactly, rules_simplify
 from tests.passes.helpers import assert_prints, assert_same_results, ir
 
 FIRED: set[str] = set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dlc.passes import PassContext, make_pass
-
 from tests.passes.helpers import assert_prints, assert_same_results, ir
 
 

@@ -11,8 +11,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from dlc.passes.tensor.schedule import Schedule, ScheduleError
-from dlc.passes.tensor.trace import PRIMITIVES, Trace
 
 from dlc.errors import DLCError
 from dlc.ir.dtypes import f32
@@ -21,6 +19,8 @@ from dlc.ir.tensor.expr import call, max_, var
 from dlc.ir.tensor.interpreter import run_func
 from dlc.ir.tensor.lower import lower_tensors
 from dlc.ir.tensor.stmt import PrimFunc
+from dlc.passes.tensor.schedule import Schedule, ScheduleError
+from dlc.passes.tensor.trace import PRIMITIVES, Trace
 from dlc.testing import assert_close
 
 # -- kernels -------------------------------------------------------------------------------

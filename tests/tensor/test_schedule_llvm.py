@@ -11,14 +11,14 @@ import ctypes
 
 import numpy as np
 import pytest
-from dlc.backends.llvm.codegen import emit_kernel
-from dlc.backends.llvm.jit import jit, optimize, prepare
-from dlc.passes.tensor.schedule import Schedule, ScheduleError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from llvmlite import ir
 
+from dlc.backends.llvm.codegen import emit_kernel
+from dlc.backends.llvm.jit import jit, optimize, prepare
 from dlc.ir.tensor.stmt import PrimFunc
+from dlc.passes.tensor.schedule import Schedule, ScheduleError
 from dlc.testing import assert_close
 from tests.tensor.test_schedule import matmul, schedule, softmax, symbolic_2d
 from tests.tensor.test_schedule_properties import _step, kernels
@@ -102,7 +102,6 @@ def test_random_schedules_compile_and_match(data: st.DataObject) -> None:
 
 def test_conv2d_output_channel_tile_with_packed_weights() -> None:
     from dlc.backends.llvm.executable import lower_model
-
     from dlc.ir import GraphBuilder, TensorType
     from dlc.ir.dtypes import DType
 

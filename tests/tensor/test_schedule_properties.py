@@ -14,16 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from dlc.passes.tensor.schedule import Schedule, ScheduleError
-from dlc.passes.tensor.schedule_nest import (
-    chain_of,
-    loads_of,
-    own_exprs,
-    stmt_list,
-    stmt_loads,
-    stores_to,
-)
-from dlc.passes.tensor.trace import Trace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +29,16 @@ from dlc.ir.tensor.stmt import (
     Store,
     walk,
 )
+from dlc.passes.tensor.schedule import Schedule, ScheduleError
+from dlc.passes.tensor.schedule_nest import (
+    chain_of,
+    loads_of,
+    own_exprs,
+    stmt_list,
+    stmt_loads,
+    stores_to,
+)
+from dlc.passes.tensor.trace import Trace
 from dlc.testing import assert_close
 from tests.tensor.test_schedule import (
     elementwise_2d,

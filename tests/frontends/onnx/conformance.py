@@ -75,7 +75,6 @@ def compare(got: list[Any], want: list[Any], rtol: float, atol: float) -> None:
 def run_model(model: Any, inputs: list[Any], bind: dict[str, Any]) -> list[Any]:
     """Import `model` (binding `bind`), run it on the other inputs, return the outputs."""
     from dlc.frontends.onnx import import_onnx
-
     from dlc.interpreter import run_graph
 
     graph = import_onnx(model, constant_inputs=bind)

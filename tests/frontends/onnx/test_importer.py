@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from dlc.frontends.onnx import DynamicInputError, import_onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import dlc  # noqa: E402
 from dlc.errors import FrontendError, UnsupportedOpError  # noqa: E402
+from dlc.frontends.onnx import DynamicInputError, import_onnx  # noqa: E402
 from dlc.interpreter import run_graph  # noqa: E402
 from dlc.ir.graph import Constant  # noqa: E402
 from dlc.ir.parser import parse_graph  # noqa: E402

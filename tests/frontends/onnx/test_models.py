@@ -75,7 +75,6 @@ def _random_weights(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
 def test_light_model_with_random_weights_matches_onnxruntime(name: str) -> None:
     ort = pytest.importorskip("onnxruntime")
     from dlc.frontends.onnx import import_onnx
-
     from dlc.interpreter import run_graph
     from dlc.testing import assert_close
 
@@ -103,7 +102,6 @@ def _zoo_names() -> list:
 def test_zoo_model_exported_to_onnx_matches_pytorch(name: str) -> None:
     torch = pytest.importorskip("torch")
     from dlc.frontends.onnx import import_onnx
-
     from dlc.interpreter import run_graph
     from dlc.testing import assert_close, to_numpy
     from survey_bench import zoo
