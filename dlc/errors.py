@@ -61,7 +61,8 @@ def _core(name: str) -> str:
     return parts[-1].strip("_").lower() if parts else name.lower()
 
 
-def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+def closest(name: str, candidates: Iterable[str], n: int = 3,
+            cutoff: float = 0.7) -> list[str]:
     """The `n` candidates that look most like `name` (for "did you mean" hints), compared
     on the op's own name, not on a shared prefix or overload (`aten.X.default`)."""
     candidates = list(candidates)
@@ -70,7 +71,7 @@ def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     for c in candidates:
         by_core.setdefault(_core(c), []).append(c)
     found: list[str] = []
-    for match in difflib.get_close_matches(core, list(by_core), n=n, cutoff=0.7):
+    for match in difflib.get_close_matches(core, list(by_core), n=n, cutoff=cutoff):
         found.extend(c for c in by_core[match] if c not in found)
     if len(found) < n and len(core) >= 3:
         for c in candidates:  # a shared stem: aten.relu_ -> ew.relu

@@ -448,7 +448,7 @@ class Parser:
         if token.kind is TokenKind.VALUE:
             self.advance()
             if token.text[1:] not in self.values:
-                near = closest(token.text[1:], self.values)
+                near = closest(token.text[1:], self.values, cutoff=0.5)  # short names
                 hint = f" (did you mean {', '.join('%' + n for n in near)}?)" if near else ""
                 self.fail(f"undefined value {token.text}{hint}", token)
             return self.values[token.text[1:]]
