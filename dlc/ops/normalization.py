@@ -29,9 +29,10 @@ import numpy as np
 from dlc.ir.symbolic import dims_equal
 from dlc.ir.tensor.compute import Tensor, compute, reduce, reduce_axis
 from dlc.ir.tensor.context import LowerContext
-from dlc.ir.tensor.expr import Expr, call, cast, const
+from dlc.ir.tensor.expr import Expr, call, cast, compare, const, logical, select
+from dlc.ir.tensor.index import clamp_index
 from dlc.ir.types import TensorType
-from dlc.ops.opmath import opmath_dtype, upcast, widen
+from dlc.ops.opmath import opmath_dtype, reduce_then, upcast, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
@@ -484,3 +485,26 @@ class Lrn(OpDef):
         t = xf.dtype.type
         y = xf / (t(bias) + t(alpha) / t(size) * window) ** t(beta)
         return y.astype(x.dtype, copy=False)
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, size: int, alpha: float, beta: float,
+                bias: float) -> Tensor:
+        """A sum of squares over the channel window (zero outside the channels), then
+        `x / (bias + alpha/size * sum) ** beta` at the accumulator's write."""
+        channels = x.shape[1]
+        before = (size - 1) // 2
+        r = reduce_axis(size, ctx.name("rwin"))
+
+        def square(n: Expr, c: Expr, *rest: Expr) -> Expr:
+            pos = c - before + r.var
+            inside = logical("and", compare("ge", pos, const(0)),
+                             compare("lt", pos, channels))
+            v = widen(x[(n, clamp_index(pos, channels), *rest)])
+            return select(inside, v * v, const(0.0, v.dtype))
+
+        def finish(total: Expr, n: Expr, c: Expr, *rest: Expr) -> Expr:
+            v = widen(x[(n, c, *rest)])
+            t = v.dtype
+            scale = const(bias, t) + const(alpha / size, t) * total
+            return v / call("pow", scale, const(beta, t))
+
+        return reduce_then(ctx, "sum", square, [r], finish)
