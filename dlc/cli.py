@@ -148,13 +148,14 @@ def _run(args: argparse.Namespace) -> int:
     want = as_tuple(_run_source(source.module, inputs))
     print(f"model {source.label}: {len(compiled.graph.nodes)} nodes, target {compiled.target}, "
           f"ran in {elapsed * 1e3:.1f} ms")
+    peer = "onnxruntime" if type(source.module).__name__ == "OnnxModel" else "torch"
     for i, (g, w) in enumerate(zip(got, want)):
         w = to_numpy(w)
         diff = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64)))) if g.size else 0.0
         scale = float(np.max(np.abs(w.astype(np.float64)))) if w.size else 0.0
         checksum = float(g.astype(np.float64).sum())
         print(f"  output {i}: {g.dtype}{list(g.shape)}  checksum {checksum:.6g}"
-              f"  max|diff| vs torch {diff:.3g} (max|torch| {scale:.3g})")
+              f"  max|diff| vs {peer} {diff:.3g} (max|{peer}| {scale:.3g})")
     return 0
 
 
