@@ -9,10 +9,12 @@ begin/end pads that may differ, dilations, ceil mode (and max-pool indices).
 Fusion kind OUT_FUSABLE, as in TVM: each output reads a window, so a pool is not
 injective, but an elementwise consumer can run in its epilogue.
 
-Lowering (`compute`, 2-D pools): the max or the sum over the window, computed in the
-opmath type and finished at the accumulator's write (`reduce_then`), avg dividing there.
-Padding, ceil_mode overhang and adaptive bins narrower than the widest are `select`s
-around clamped loads (`guarded_load`), so no access leaves its buffer.
+Lowering (`compute`, 2-D and N-d max/avg pools): the max or the sum over the window,
+computed in the opmath type and finished at the accumulator's write (`reduce_then`), avg
+dividing there. Padding, ceil_mode overhang and adaptive bins narrower than the widest are
+`select`s around clamped loads (`guarded_load`), so no access leaves its buffer. Max-pool
+indices are an argmax over the same window, turned into a flat input index. `nn.lp_pool_nd`
+has no compute yet.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import Dim, ceildiv, dim, floordiv
-from dlc.ir.tensor.compute import ReduceAxis, Tensor, identity, reduce_axis
+from dlc.ir.tensor.compute import (
+    ReduceAxis,
+    Tensor,
+    compute,
+    identity,
+    reduce,
+    reduce_axis,
+)
 from dlc.ir.tensor.context import LowerContext
 from dlc.ir.tensor.expr import Expr, cast, compare, const, logical, max_, min_, select
-from dlc.ir.tensor.index import guarded_load
+from dlc.ir.tensor.index import delinear, guarded_load, linear
 from dlc.ir.types import TensorType
 from dlc.ops.nn_window import channels_last, floordiv_nested, windows
 from dlc.ops.opmath import reduce_then, upcast, widen
@@ -464,6 +473,40 @@ def _axis_counts(size: int, out: int, kernel: int, stride: int, begin: int, end:
     return ((taps >= lo) & (taps < hi)).sum(axis=1)
 
 
+def _nd_window(x: Tensor, taps: Sequence[ReduceAxis], strides: Sequence[int],
+               pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool, fill: Any
+               ) -> Callable[..., Expr]:
+    """The element of output position `out`'s window at the taps' loop variables:
+    `x[n, c, .., o*s - begin + k*d, ..]`, or `fill` where the window hangs over the input
+    (its begin or end padding, or ceil mode's overhang past the end padding)."""
+    k = len(taps)
+    checked = [2 + i for i in range(k) if pads[i] or pads[i + k] or ceil_mode]
+
+    def element(*out: Expr) -> Expr:
+        index = list(out)
+        for i, (r, s, d) in enumerate(zip(taps, strides, dilations)):
+            index[2 + i] = out[2 + i] * s - pads[i] + r.var * d
+        return guarded_load(x, index, checked, fill)
+
+    return element
+
+
+def _nd_taps(ctx: LowerContext, kernel: Sequence[int]) -> list[ReduceAxis]:
+    return [reduce_axis(kk, ctx.name(f"rk{a}")) for a, kk in enumerate(kernel)]
+
+
+def _tap_count(start: Expr, kernel: int, dilation: int, lo: Any, hi: Any) -> Expr:
+    """How many of the taps `start + k*dilation` (k < kernel) fall in `[lo, hi)`."""
+    if dilation == 1:
+        return max_(min_(start + kernel, hi) - max_(start, lo), 0)
+    count: Expr = const(0)
+    for t in range(kernel):
+        tap = start + t * dilation
+        hit = logical("and", compare("ge", tap, lo), compare("lt", tap, hi))
+        count = count + select(hit, const(1), const(0))
+    return count
+
+
 @register_op
 class MaxPoolNd(_PoolNd):
     """Max over windows of the spatial axes of `x: [N, C, *spatial]` (padding never
@@ -511,6 +554,40 @@ class MaxPoolNd(_PoolNd):
             n, c, *([1] * k)) * int(np.prod(spatial))
         return y, (plane + pos).astype(np.int64)
 
+    def compute(self, ctx: LowerContext, x: Tensor, *, kernel: tuple[int, ...],
+                strides: tuple[int, ...], pads: tuple[int, ...], dilations: tuple[int, ...],
+                ceil_mode: bool, indices: bool, storage_order: int) -> Any:
+        """out[n, c, *o] = max over the window (padding reads the dtype's lowest value).
+        With `indices`, an argmax over the same window (first wins, padding included, as
+        NumPy's) is turned into the flat index of its tap: the tap's row-major position
+        over the kernel split into per-axis offsets `o*s - begin + k*d`, linearized over
+        the spatial sizes (reversed with `storage_order=1`) plus `(n*C + c) * prod(spatial)`."""
+        low = identity("max", x.dtype)
+        taps = _nd_taps(ctx, kernel)
+        y = reduce_then(ctx, "max", _nd_window(x, taps, strides, pads, dilations, ceil_mode,
+                                               low), taps)
+        if not indices:
+            return y
+        taps = _nd_taps(ctx, kernel)
+        element = _nd_window(x, taps, strides, pads, dilations, ceil_mode, low)
+        shape, names = ctx.out_shape(1), ctx.axis_names(len(kernel) + 2)
+        arg = compute(shape, lambda *o: reduce("argmax", element(*o), taps), ctx.name("arg"),
+                      axis_names=names)
+        spatial = list(x.shape[2:])
+
+        def flat(*out: Expr) -> Expr:
+            tap = delinear(arg[out], [const(kk) for kk in kernel])
+            coords = [out[2 + i] * strides[i] - pads[i] + tap[i] * dilations[i]
+                      for i in range(len(kernel))]
+            order = slice(None, None, -1) if storage_order else slice(None)
+            pos = linear(coords[order], spatial[order])
+            plane = out[0] * x.shape[1] + out[1]
+            for size in spatial:
+                plane = plane * size
+            return cast(plane + pos, DType.i64)
+
+        return y, compute(shape, flat, ctx.name("indices"), axis_names=names)
+
 
 @register_op
 class AvgPoolNd(_PoolNd):
@@ -537,6 +614,27 @@ class AvgPoolNd(_PoolNd):
             count = np.multiply.outer(count, c)
         y = total / np.maximum(count, 1).astype(xf.dtype)
         return y.astype(x.dtype, copy=False)
+
+    def compute(self, ctx: LowerContext, x: Tensor, *, kernel: tuple[int, ...],
+                strides: tuple[int, ...], pads: tuple[int, ...], dilations: tuple[int, ...],
+                ceil_mode: bool, count_include_pad: bool) -> Tensor:
+        """A windowed sum (padding reads 0), divided at the write by the product over the
+        axes of how many taps `o*s - begin + k*d` fall inside the input (inside
+        `[-begin, size + end)` with `count_include_pad`), at least 1."""
+        taps = _nd_taps(ctx, kernel)
+        element = _nd_window(x, taps, strides, pads, dilations, ceil_mode, 0)
+        k = len(kernel)
+
+        def divide(total: Expr, *out: Expr) -> Expr:
+            count: Expr = const(1)
+            for i in range(k):
+                size = x.shape[2 + i]
+                lo, hi = (-pads[i], size + pads[i + k]) if count_include_pad else (0, size)
+                start = out[2 + i] * strides[i] - pads[i]
+                count = count * _tap_count(start, kernel[i], dilations[i], lo, hi)
+            return total / cast(max_(count, 1), total.dtype)
+
+        return reduce_then(ctx, "sum", lambda *out: widen(element(*out)), taps, divide)
 
 
 @register_op

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dlc.ir.tensor.expr import Expr, children
+from dlc.ir.tensor.expr import Expr, children, free_vars
 from dlc.ir.tensor.stmt import Allocate, For, IfThenElse, PrimFunc, Seq, Stmt, Store, walk
 from dlc.passes.tensor.schedule import Schedule, ScheduleError
 
@@ -109,6 +109,48 @@ def _work(sch: Schedule, loop: str) -> int:
         if isinstance(s, For) and s.var.name == loop:
             return count(s)
     return 0
+
+
+def _row_reduction(sch: Schedule, inner: str) -> bool:
+    """True for a row reduction over a contiguous axis (softmax's sums, a dot product per
+    output): the innermost reduction loop reads consecutive elements, no load that
+    changes with it is contiguous in the output loop `inner`, and none is shared by all
+    outputs (a GEMM's row of A is, and a register tile reuses it). Vectorizing `inner`
+    would then gather every element for no reuse; leaving it scalar lets LLVM vectorize
+    the reduction loop itself (the float flags allow reassociation)."""
+    from dlc.passes.tensor.schedule_analysis import linear_terms
+
+    nest = next((s for s in walk(sch.func.body) if isinstance(s, For) and s.var.name == inner),
+                None)
+    if nest is None:
+        return False
+    loops = [s for s in walk(nest.body) if isinstance(s, For)]
+    if not loops:
+        return False
+    innermost = loops[-1]
+    update = next((s for s in walk(innermost.body) if isinstance(s, Store)), None)
+    if update is None:
+        return False
+    r, o = innermost.var, nest.var
+    along_r = along_o = reused = False
+    stack = [update.value]
+    while stack:
+        e = stack.pop()
+        stack.extend(children(e))
+        if e.op != "load" or e.args[0].scope == "local":
+            continue
+        names = free_vars(e)
+        if r.name not in names:
+            continue  # does not change along the reduction
+        if o.name not in names:
+            reused = True  # the same for every output of the row: a tile reuses it
+            continue
+        idx = e.args[1:]
+        rc = [linear_terms(i)[0].get(r, 0) for i in idx]
+        oc = [linear_terms(i)[0].get(o, 0) for i in idx]
+        along_r |= rc[-1] == 1 and not any(rc[:-1])
+        along_o |= oc[-1] == 1 and not any(oc[:-1])
+    return along_r and not along_o and not reused
 
 
 def _parallel_outer(sch: Schedule, loops: list[str], threads: int,
@@ -192,7 +234,8 @@ def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
     inner = spatial[-1]
     extent = _extent(sch, inner)
     rows = _extent(sch, spatial[-2]) if len(spatial) > 1 else None
-    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner):
+    if extent is not None and extent >= VECTOR_LANES // 2 and not _indirect(sch, inner) \
+            and not _row_reduction(sch, inner):
         try:
             row_tile = None
             if extent > VECTOR_LANES and rows is not None and rows >= ROW_TILE:
