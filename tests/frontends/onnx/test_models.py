@@ -117,3 +117,22 @@ def test_zoo_model_exported_to_onnx_matches_pytorch(name: str) -> None:
     assert_close(tuple(got), tuple(to_numpy(w) for w in want), rtol=1e-4)
     if zoo.dynamic_shapes(name) is not None:  # a dynamic dimension is a symbol in dlc
         assert graph.symbols, f"{name} was exported with dynamic shapes; dlc sees none"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_light_model_compiles_to_native_code(name: str) -> None:
+    """Every op the light models use lowers: each compiles with the LLVM backend at O3 and
+    matches the interpreter (random weights, so the outputs are not constant)."""
+    import dlc
+    from dlc.frontends.onnx import import_onnx
+    from dlc.interpreter import run_graph
+    from dlc.testing import assert_close
+
+    model = _random_weights(onnx.load(str(data_dir() / "light" / f"light_{name}.onnx")))
+    inputs = light_inputs(model)
+    graph = import_onnx(model)
+    compiled = dlc.compile(graph, target="llvm")
+    got = compiled(*inputs)
+    got = got if isinstance(got, tuple) else (got,)
+    assert_close(got, tuple(run_graph(graph, *inputs)), rtol=1e-4, what=name)
