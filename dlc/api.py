@@ -38,9 +38,18 @@ def import_model(model: Any, example_inputs: Sequence[Any] | None = None,
     if hasattr(model, "forward") and hasattr(model, "parameters"):
         if example_inputs is None:
             raise FrontendError("a torch.nn.Module needs example_inputs to be exported")
-        from dlc.frontends.torch import import_module
+        from dlc.frontends.torch import cache, import_module
 
-        return import_module(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
+        inputs = tuple(example_inputs)
+        key = cache.import_key(model, inputs, dynamic_shapes) if cache.cache_root() else None
+        if key is not None:
+            cached = cache.load(key, model)
+            if cached is not None:
+                return cached
+        graph = import_module(model, inputs, dynamic_shapes=dynamic_shapes)
+        if key is not None:
+            cache.store(key, graph)
+        return graph
     raise FrontendError(f"cannot import a {kind}: pass a torch.nn.Module, an ExportedProgram "
                         "or a dlc Graph")
 
