@@ -13,7 +13,7 @@ from dlc.errors import IRError
 from dlc.ir import GraphBuilder
 from dlc.ir.dtypes import DType
 from tests.ops.cases import TorchCase, case_params, run_case
-from tests.ops.test_shape import NEEDS_BINDINGS, Fn, N, bools, ints, randn
+from tests.ops.test_shape import Fn, N, bools, ints, randn
 
 
 class TimestepEmbedding(torch.nn.Module):
@@ -63,11 +63,11 @@ CASES = [
       lambda: (torch.ones(6, dtype=torch.int32),), ops=("create.arange",), exact=True),
     T("arange_dynamic", lambda: Fn(lambda x: torch.arange(x.shape[0])),
       lambda: (randn(5, 2),), ops=("create.arange",), exact=True,
-      dynamic_shapes=({0: N},), marks=[NEEDS_BINDINGS]),
+      dynamic_shapes=({0: N},)),
     T("arange_symbolic_start", lambda: Fn(lambda x, y: torch.arange(x.shape[0],
                                                                     x.shape[0] + y.shape[0])),
       lambda: (randn(4), randn(3)), ops=("create.arange", "shape.slice"), exact=True,
-      dynamic_shapes=({0: Dim("P")}, {0: Dim("S")}), marks=[NEEDS_BINDINGS]),
+      dynamic_shapes=({0: Dim("P")}, {0: Dim("S")})),
     # full and its spellings
     T("full", lambda: Fn(lambda x: torch.full((2, 3), 1.5) + x), lambda: (randn(2, 3),),
       ops=("create.full",)),
@@ -85,9 +85,9 @@ CASES = [
       lambda: (randn(2, 3),), ops=("create.full",)),
     T("full_dynamic", lambda: Fn(lambda x: torch.ones(x.shape[0], 1) + x),
       lambda: (randn(4, 3),), ops=("create.full",), dynamic_shapes=({0: N},),
-      marks=[NEEDS_BINDINGS]),
+),
     T("causal_mask_dynamic", lambda: Fn(_causal_mask), lambda: (randn(5, 3),),
-      ops=("create.full",), dynamic_shapes=({0: N},), marks=[NEEDS_BINDINGS]),
+      ops=("create.full",), dynamic_shapes=({0: N},)),
     # *_like
     T("zeros_like_dynamic", lambda: Fn(lambda x: torch.zeros_like(x) + x * 2),
       lambda: (randn(4, 3),), ops=("create.full_like",), dynamic_shapes=({0: N},)),
@@ -106,7 +106,7 @@ CASES = [
       ops=("create.arange", "shape.concat", "shape.slice"), rtol=1e-4),
     T("rotary_dynamic", Rotary, lambda: (randn(2, 5, 8),),
       ops=("create.arange", "shape.concat", "shape.slice", "shape.reshape"), rtol=1e-4,
-      dynamic_shapes=({1: Dim("S")},), marks=[NEEDS_BINDINGS]),
+      dynamic_shapes=({1: Dim("S")},)),
 ]
 
 

@@ -3,7 +3,7 @@
 Also home of the helpers the linalg and creation tests share: `Fn` (a module around a
 function, with named parameters so `dynamic_shapes` can name their axes), `one_op` (a
 one-node DirectCase graph), `PreservedCase` (import an ATen op that the default
-decompositions would split, to test its converter) and `NEEDS_BINDINGS`.
+decompositions would split, to test its converter).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.export import Dim
 
-from dlc.interpreter import InterpreterError, run_graph
+from dlc.interpreter import run_graph
 from dlc.ir import GraphBuilder, TensorType, symbol
 from dlc.ir.dtypes import DType
 from dlc.testing import assert_close, to_numpy
@@ -68,25 +68,6 @@ def one_op(op: str, **attrs: Any):
 
 def np_inputs(*tensors: torch.Tensor):
     return lambda: tuple(t.numpy() for t in tensors)
-
-
-def _interpreter_binds_dims() -> bool:
-    """Whether the interpreter evaluates symbolic `dims` attributes before a reference."""
-    b = GraphBuilder("probe")
-    b.input("x", TensorType((symbol("N"),), DType.f32))
-    out = b.op("create.full", shape=[symbol("N")], value=1.0, dtype=DType.f32)
-    try:
-        run_graph(b.build([out]), np.zeros(2, np.float32))
-    except Exception:
-        return False
-    return True
-
-
-# A reference cannot know N in `create.full(shape=[N, 1])`: the interpreter has to evaluate
-# `dims` attributes under the call's size bindings first. Until it does, these cases fail.
-NEEDS_BINDINGS = pytest.mark.xfail(
-    not _interpreter_binds_dims(), raises=InterpreterError, strict=True,
-    reason="dlc.interpreter.run_node does not yet evaluate symbolic dims attributes")
 
 
 @dataclass
@@ -156,7 +137,7 @@ CASES = [
       ops=("shape.reshape",), dynamic_shapes=({0: N},)),
     T("view_two_symbols", lambda: Fn(lambda x: x.view(x.shape[0], x.shape[1], 2, 4)),
       lambda: (randn(3, 5, 8),), ops=("shape.reshape",),
-      dynamic_shapes=({0: N, 1: S},), marks=[NEEDS_BINDINGS]),
+      dynamic_shapes=({0: N, 1: S},)),
     # permute / transpose
     T("permute", lambda: Fn(lambda x: x.permute(2, 0, 1)), lambda: (randn(2, 3, 4),),
       ops=("shape.permute",)),
@@ -205,7 +186,7 @@ CASES = [
       ops=("shape.slice",), dynamic_shapes=({0: N},)),
     T("slice_symbolic_end", lambda: Fn(lambda x, y: x[:, : y.shape[0]]),
       lambda: (randn(3, 8), randn(5)), ops=("shape.slice",),
-      dynamic_shapes=(None, {0: Dim("S", max=7)}), marks=[NEEDS_BINDINGS]),
+      dynamic_shapes=(None, {0: Dim("S", max=7)})),
     T("narrow", lambda: Fn(lambda x: x.narrow(1, 1, 3)), lambda: (randn(2, 6),),
       ops=("shape.slice",)),
     T("select_last", lambda: Fn(lambda x: x[:, -1]), lambda: (randn(4, 6),),
