@@ -120,6 +120,10 @@ class InputError(DLCError):
     """A compiled model was called with inputs of the wrong number, shape or dtype."""
 
 
+class AOTError(DLCError):
+    """A model cannot be written as a library, or the C toolchain failed."""
+
+
 class FrontendError(DLCError):
     """A frontend could not import a model for a reason other than a missing op."""
 

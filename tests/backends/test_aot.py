@@ -21,9 +21,10 @@ import pytest
 import sympy
 
 import dlc
-from dlc.backends.llvm.aot import AOTError, c_expr, read_weights, write_library
+from dlc.backends.llvm.aot import read_weights, write_library
+from dlc.backends.llvm.aot_c import c_expr
 from dlc.cli import main
-from dlc.errors import DLCError
+from dlc.errors import AOTError, DLCError
 from dlc.interpreter import run_graph
 from dlc.ir import GraphBuilder, TensorType, symbol
 from dlc.ir.dtypes import DType
