@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from llvmlite import ir
 
 from dlc.backends.llvm.types import I1, I32, I64, PTR, memory_type
-from dlc.ir.tensor.expr import Expr, children, const, free_vars, substitute
+from dlc.ir.tensor.expr import Expr, children, const, free_vars, loaded_buffers, substitute
 from dlc.ir.tensor.stmt import Buffer, For, IfThenElse, Store
 
 if TYPE_CHECKING:
@@ -111,18 +111,6 @@ def lane_zero(e: Expr, v: Expr) -> Expr:
     return substitute(e, mapping)
 
 
-def loaded_buffers(e: Expr) -> set[Buffer]:
-    found: set[Buffer] = set()
-    stack, seen = [e], set()
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        if x.op == "load":
-            found.add(x.args[0])
-        stack.extend(children(x))
-    return found
 
 
 class VectorLowering:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from dlc.ir.dtypes import DType
@@ -443,16 +444,23 @@ def rebuild(e: Expr, args: tuple[Any, ...]) -> Expr:
     return Expr(op, args, e.dtype, e.lanes)
 
 
-def free_vars(e: Expr) -> set[str]:
-    """Names of the variables `e` reads."""
-    out: set[str] = set()
+def subexprs(e: Expr) -> Iterator[Expr]:
+    """Every distinct sub-expression of `e` (itself included), each once."""
     stack, seen = [e], set()
     while stack:
         x = stack.pop()
         if id(x) in seen:
             continue
         seen.add(id(x))
-        if x.op == "var":
-            out.add(x.name)
+        yield x
         stack.extend(children(x))
-    return out
+
+
+def free_vars(e: Expr) -> set[str]:
+    """Names of the variables `e` reads."""
+    return {x.name for x in subexprs(e) if x.op == "var"}
+
+
+def loaded_buffers(e: Expr) -> list[Any]:
+    """The buffers `e` loads from, in first-seen order."""
+    return list(dict.fromkeys(x.args[0] for x in subexprs(e) if x.op == "load"))

@@ -31,6 +31,7 @@ from dlc.ir.tensor.expr import (
     const,
     free_vars,
     load,
+    loaded_buffers,
     max_,
     min_,
     rebuild,
@@ -179,13 +180,13 @@ def _epilogues(order: list[Tensor], inline: set[Buffer], keep: set[Buffer],
     for t in order:
         if t.is_placeholder or t.extern is not None or t.buffer in inline:
             continue
-        for buf in _loaded_buffers(_expanded(t, expand)):
+        for buf in loaded_buffers(_expanded(t, expand)):
             readers.setdefault(buf, []).append(t)
     out: dict[Buffer, Buffer] = {}
     for t in order:
         if t.is_placeholder or t.is_reduction or t.extern is not None or t.buffer in inline:
             continue
-        sources = [b for b in _loaded_buffers(_expanded(t, expand))
+        sources = [b for b in loaded_buffers(_expanded(t, expand))
                    if b in readers and _tensor_of(order, b) is not None
                    and _tensor_of(order, b).is_reduction]
         if len(sources) != 1:
@@ -199,7 +200,7 @@ def _epilogues(order: list[Tensor], inline: set[Buffer], keep: set[Buffer],
         body = _expanded(t, expand)
         probe = load(Buffer("probe", (1,), r.dtype, "local"), (const(0),))
         own = {p: probe for p in _own_positions(r.buffer, t.axes)}
-        if r.buffer in _loaded_buffers(substitute(body, own)):
+        if r.buffer in loaded_buffers(substitute(body, own)):
             continue  # read at another position too: cannot fuse at the write
         out[t.buffer] = r.buffer
     return out
@@ -229,18 +230,6 @@ def _expanded(t: Tensor, expand: _Inliner) -> Expr:
     return expand(t.body)
 
 
-def _loaded_buffers(e: Expr) -> list[Buffer]:
-    found: list[Buffer] = []
-    stack, seen = [e], set()
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        if x.op == "load" and x.args[0] not in found:
-            found.append(x.args[0])
-        stack.extend(children(x))
-    return found
 
 
 def _loop_nest(t: Tensor, expand: _Inliner, epilogue: Tensor | None = None) -> Stmt:
