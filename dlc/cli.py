@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
                                       "... or named after the model's inputs)")
     run.set_defaults(handler=_run)
 
+    prof = model_command("profile", "time each kernel of a model compiled for llvm")
+    prof.add_argument("--repeat", type=int, default=10, help="timed runs (after 2 warm-ups)")
+    prof.add_argument("--top", type=int, default=20, help="kernels to list, slowest first")
+    prof.add_argument("--threads", type=int, help="threads for parallel loops "
+                                                  "(default: all cores)")
+    prof.set_defaults(handler=_profile)
+
     viz = model_command("viz", "draw the graph IR with graphviz (fused groups as clusters)")
     viz.add_argument("-o", "--output", default="graph.svg", help="output file (.svg, .png, "
                                                                   ".pdf or .dot)")
@@ -156,6 +163,20 @@ def _run(args: argparse.Namespace) -> int:
         checksum = float(g.astype(np.float64).sum())
         print(f"  output {i}: {g.dtype}{list(g.shape)}  checksum {checksum:.6g}"
               f"  max|diff| vs {peer} {diff:.3g} (max|{peer}| {scale:.3g})")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import dlc
+    from dlc.backends.llvm.profile import profile_model
+
+    if args.target != "llvm":
+        raise DLCError("profile times generated kernels: use --target llvm")
+    if args.threads:
+        dlc.set_num_threads(args.threads)
+    source, compiled = _compile(args)
+    print(f"model {source.label}, {dlc.get_num_threads()} threads")
+    print(profile_model(compiled, *source.example_inputs, repeat=args.repeat).table(args.top))
     return 0
 
 

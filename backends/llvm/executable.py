@@ -130,9 +130,24 @@ def _kernel_label(nodes: Sequence[Node]) -> str:
     return label[:48]
 
 
-def emit_module(model: ModelKernels, debug: bool = False) -> ir.Module:
-    """One LLVM module: each kernel, then `dlc_entry` calling them in order."""
+PROFILE_SYMBOL = "dlc_profile_ticks"  # i64[kernels]: cycle counts summed per kernel
+
+
+def emit_module(model: ModelKernels, debug: bool = False, profile: bool = False) -> ir.Module:
+    """One LLVM module: each kernel, then `dlc_entry` calling them in order.
+
+    With `profile`, the entry reads the cycle counter around each kernel call and adds the
+    difference to `dlc_profile_ticks[k]` (see `dlc.backends.llvm.profile`).
+    """
     module = prepare(ir.Module(name=model.graph.name))
+    ticks = None
+    if profile:
+        ticks = ir.GlobalVariable(module, ir.ArrayType(I64, len(model.groups)), PROFILE_SYMBOL)
+        ticks.initializer = ir.Constant(ticks.value_type, None)
+        clock = ir.Function(module, ir.FunctionType(I64, []), name="llvm.readcyclecounter")
+        now = ir.Function(module, ir.FunctionType(I64, []), name=PROFILE_SYMBOL + "_now")
+        nb = ir.IRBuilder(now.append_basic_block())
+        nb.ret(nb.call(clock, []))  # lets Python convert ticks to seconds
     kernels = []
     for g in model.groups:
         fn = emit_kernel(module, g.func, debug)
@@ -153,7 +168,12 @@ def emit_module(model: ModelKernels, debug: bool = False) -> ir.Module:
             ptr = b.gep(slots_arg, [ir.Constant(I64, model.slots[v])], source_etype=PTR)
             args.append(b.load(ptr, typ=PTR, name=model.buffer_name(v)))
         args += [sizes[s.name] for s in g.func.sizes]
+        start = b.call(clock, [], name=f"t{k}") if ticks is not None else None
         status = b.call(fn, args, name=f"status{k}")
+        if ticks is not None:
+            slot = b.gep(ticks, [ir.Constant(I64, 0), ir.Constant(I64, k)])
+            spent = b.sub(b.call(clock, []), start)
+            b.store(b.add(b.load(slot, typ=I64), spent), slot)
         ok = entry.append_basic_block(f"after_k{k}")
         bad = entry.append_basic_block(f"fail_k{k}")
         b.cbranch(b.icmp_signed("==", status, ir.Constant(I32, 0)), ok, bad)
