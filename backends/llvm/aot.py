@@ -212,7 +212,7 @@ def plan_layout(compiled: Any) -> Layout:
                            "takes and returns dense buffers only (densify the sparse values, "
                            "or call the JIT-compiled model from Python)")
     inputs = [Port(v.name, v.type, "input", slots[v]) for v in graph.inputs]
-    weights = sorted(((names[c], _weight_data(c), slots[c]) for c in graph.constant_values()),
+    weights = sorted(((names[c], _weight_data(c), slots[c]) for c in model.constants()),
                      key=lambda w: w[2])
     outputs: list[Port] = []
     written: set[int] = set()  # slots the kernels write an output to

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,10 @@ class ModelKernels:
     traces: list[Any] = field(default_factory=list)  # per kernel: its schedule Trace or None
     unscheduled: list[str] = field(default_factory=list)  # rules that did not apply
 
+    def constants(self) -> list[Constant]:
+        """The graph's constants, then the weights packed at compile time (prepack)."""
+        return [k for k in self.slots if isinstance(k, Constant)]
+
     @property
     def funcs(self) -> list[PrimFunc]:
         return [g.func for g in self.groups]
@@ -106,14 +111,29 @@ def lower_model(graph: Graph, groups: Sequence[Sequence[Node]],
     traces: list[Any] = [None] * len(lowered)
     skipped: list[str] = []
     if schedule == "default":
+        from dlc.passes.tensor.prepack import PackCache, fold_constant_packs
         from dlc.passes.tensor.schedule_rules import default_schedule
         from dlc.runtime import get_num_threads
 
+        packed: PackCache = {}
         for k, g in enumerate(lowered):
-            sch, report = default_schedule(g.func, get_num_threads())
-            lowered[k] = dataclasses.replace(g, func=sch.func)
+            constants = frozenset(p.name for p, v in zip(g.func.params, g.inputs)
+                                  if isinstance(v, Constant))
+            sch, report = default_schedule(g.func, get_num_threads(), constants)
+            lowered[k] = fold_constant_packs(dataclasses.replace(g, func=sch.func), sch.trace,
+                                             packed)
             traces[k] = sch.trace
             skipped.extend(report.skipped)
+    taken = set(names.values())
+    for g in lowered:  # weights packed at compile time get names of their own
+        for v in g.inputs:
+            if isinstance(v, Constant) and v not in names:
+                base = re.sub(r"\W", "_", v.name or "w_packed")
+                name, k = base, 1
+                while name in taken:
+                    name, k = f"{base}{k}", k + 1
+                names[v] = name
+                taken.add(name)
     slots: dict[BufferKey, int] = {}
     for v in [*graph.inputs, *graph.constant_values()]:
         for key in buffer_keys(v):
@@ -196,9 +216,8 @@ class Executable:
         self.jit = jit_module
         self.arena = arena
         self._entry = jit_module.function("dlc_entry", [ctypes.c_void_p, ctypes.c_void_p])
-        graph = model.graph
         self._slots = (ctypes.c_void_p * max(len(model.slots), 1))()
-        for c in graph.constant_values():
+        for c in model.constants():
             data = np.ascontiguousarray(c.data)
             self._keep = getattr(self, "_keep", []) + [data]
             self._slots[model.slots[c]] = data.ctypes.data

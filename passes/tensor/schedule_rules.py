@@ -50,13 +50,22 @@ class ScheduleReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def default_schedule(func: PrimFunc, threads: int = 2) -> tuple[Schedule, ScheduleReport]:
-    """Schedule every nest of `func` with the default rules."""
+def default_schedule(func: PrimFunc, threads: int = 2,
+                     constants: frozenset[str] = frozenset()) -> tuple[Schedule, ScheduleReport]:
+    """Schedule every nest of `func` with the default rules.
+
+    `constants` names the parameters bound to graph constants (weights): packing one of
+    them costs nothing at run time, since the backend packs it once at compile time.
+    """
+    from dlc.passes.tensor.schedule_gemm import schedule_gemm
+
     sch = Schedule(func)
     report = ScheduleReport(func.name)
     for store_buffer, is_reduction in _nests(sch.func):
         try:
-            if is_reduction:
+            if is_reduction and schedule_gemm(sch, store_buffer, threads, report, constants):
+                _unroll_small(sch, report)
+            elif is_reduction:
                 _schedule_reduction(sch, store_buffer, threads, report)
             else:
                 _schedule_elementwise(sch, store_buffer, threads, report)

@@ -1,0 +1,103 @@
+"""Pre-packing: run a kernel's `pack` of a constant operand once, at compile time.
+
+`Schedule.pack(w, layout)` copies a read-only operand into a blocked layout at the start
+of the kernel, every call. When the operand is a weight (a parameter bound to a graph
+constant) that copy always produces the same array, so the backend computes it once with
+NumPy, binds it as a new constant, and removes the copy from the kernel — the tensor-IR
+counterpart of folding a graph `layout_transform` of a constant (TVM's weight
+pre-packing, "alter op layout").
+
+    Before (the scheduled kernel):           After:
+      kernel @k(x, w: f32[64, 32], y) {        kernel @k(x, w_packed: f32[2, 32, 32], y) {
+        w_packed: f32[2, 32, 32] global          for ... y[...] += x[...] * w_packed[...]
+        for p0, p1:                            }
+          w_packed[p0 // 32, p1, p0 % 32] = w[p0, p1]     # w_packed = pack_array(w, ...)
+        for ... y[...] += x[...] * w_packed[...]
+      }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlc.ir.graph import Constant
+from dlc.ir.tensor.stmt import Allocate, Seq, Stmt
+from dlc.passes.tensor.lower_group import LoweredGroup
+from dlc.passes.tensor.schedule_dataflow import parse_layout
+from dlc.passes.tensor.schedule_nest import map_children, stores_to
+
+PackCache = dict[tuple[int, str], Constant]  # (id of the constant, layout) -> packed
+
+
+def pack_array(data: np.ndarray, layout: str) -> np.ndarray:
+    """`data` re-laid out as `Schedule.pack(..., layout)` would copy it: blocked dims are
+    padded with zeros to a whole number of blocks (the kernel never reads the padding)."""
+    axes = parse_layout(layout, data.ndim)
+    factor = {d: f for d, op, f in axes if op}
+    pad = [(0, (-n) % factor[d]) if d in factor else (0, 0) for d, n in enumerate(data.shape)]
+    padded = np.pad(data, pad) if any(p for _, p in pad) else data
+    split_shape: list[int] = []
+    position: dict[tuple[int, str], int] = {}  # (dim, "" | "/" | "%") -> axis of `split`
+    for d, n in enumerate(padded.shape):
+        if d in factor:
+            position[(d, "/")], position[(d, "%")] = len(split_shape), len(split_shape) + 1
+            split_shape += [n // factor[d], factor[d]]
+        else:
+            position[(d, "")] = len(split_shape)
+            split_shape.append(n)
+    split = padded.reshape(split_shape)
+    return np.ascontiguousarray(split.transpose([position[(d, op)] for d, op, _ in axes]))
+
+
+def fold_constant_packs(group: LoweredGroup, trace: Any, cache: PackCache) -> LoweredGroup:
+    """Replace each `pack` of a constant parameter in `group`'s kernel by a packed constant
+    parameter; packs of activations stay in the kernel."""
+    func = group.func
+    n_in = len(group.inputs)
+    bound = dict(zip(func.params[:n_in], group.inputs))
+    for step in trace if trace is not None else ():
+        if step.primitive != "pack":
+            continue
+        source_name, layout = step.args
+        source = next((p for p in func.params[:n_in] if p.name == source_name), None)
+        const = bound.get(source) if source is not None else None
+        if not isinstance(const, Constant):
+            continue
+        packed_buf = None
+
+        def drop_copy(s: Stmt, name: str = step.outputs[0]) -> Stmt | None:
+            nonlocal packed_buf
+            if isinstance(s, Allocate) and s.buffer.name == name:
+                packed_buf = s.buffer
+                body = s.body
+                assert isinstance(body, Seq) and stores_to(body.stmts[0], s.buffer)
+                rest = body.stmts[1:]
+                return rest[0] if len(rest) == 1 else Seq(tuple(rest))
+            return None
+
+        body = _rewrite(func.body, drop_copy)
+        if packed_buf is None:
+            continue  # a later primitive moved the copy: keep packing at run time
+        key = (id(const), layout)
+        if key not in cache:
+            cache[key] = Constant.of(pack_array(np.asarray(const.data), layout),
+                                     f"{source_name}_packed")  # the parameter's name: stable
+        packed_const = cache[key]
+        params = (*func.params[:n_in], packed_buf, *func.params[n_in:])
+        func = dataclasses.replace(func, params=params, body=body)
+        group = dataclasses.replace(group, func=func, inputs=(*group.inputs, packed_const))
+        n_in += 1
+        bound[packed_buf] = packed_const
+    return group
+
+
+def _rewrite(s: Stmt, fn: Callable[[Stmt], Stmt | None]) -> Stmt:
+    """`s` with the first statement `fn` rewrites (top-down) replaced."""
+    new = fn(s)
+    if new is not None:
+        return new
+    return map_children(s, lambda c: _rewrite(c, fn))

@@ -1,0 +1,292 @@
+"""GEMM-like nests (matmul, linear, convolution): register-tiled micro-kernels on packed
+panels, the loop structure of every BLAS (Goto and van de Geijn; BLIS).
+
+A reduction nest is GEMM-like when its update multiplies reads of two different buffers
+that both change with the reduction, and one spatial loop — the *lane* loop `j` — can be
+vectorized: each read either stays the same along `j` (the `A` operand: it is broadcast),
+reads consecutive elements along it, or is a kernel parameter that `pack` can re-lay out
+so that it does (the `B` operand). The rule picks the lane loop with the fewest packs
+(ties: the innermost), so
+
+* matmul `C[i, j] += A[i, k] * B[k, j]`: `j`, with `B` packed into panels `[N/NR, K, NR]`;
+* linear `y[i, j] += x[i, k] * W[j, k]`: `j`, with `W` packed `[N/NR, K, NR]` (the
+  transpose and the panels in one copy);
+* conv `out[n, o, h, w] += x[n, c, h+r, w+s] * W[o, c, r, s]`: `o`, with `W` packed
+  `[O/NR, C, R, S, NR]` (padding makes the input's reads along `w` non-contiguous), and a
+  1x1 conv on a large image keeps `w`.
+
+Packing a weight (a parameter bound to a graph constant) is free: the backend runs that
+pack once, at compile time (`passes/tensor/prepack.py`). Packing an activation is a copy
+per call, done only when at least MIN_PACK_ROWS rows reuse it.
+
+    Before (linear, 64 x 256 -> 512):          After:
+      for i, j:                                  parallel for j_o in 0..16:        # B panel
+        acc = 0                                    for i_o in 0..8:
+        for k: acc += x[i, k] * W[j, k]              tile: f32[8, 2, 16] = 0
+        y[i, j] = acc                                for k:
+                                                       unrolled i_i, j_v; vectorized j_l:
+                                                         tile += x[i, k] * W_packed[j_o, k, j]
+                                                     y[i_o*8 + i_i, j_o*32 + ...] = tile
+
+The micro-kernel holds MR x NV vectors of accumulators (NR = 16 * NV lanes; 16 of the 32
+zmm registers), each loaded B vector feeds MR FMAs and each broadcast A element NV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlc.ir.tensor.expr import Expr, children, free_vars
+from dlc.ir.tensor.stmt import Buffer, For, Store, walk
+from dlc.passes.tensor.schedule import Schedule, ScheduleError
+from dlc.passes.tensor.schedule_analysis import linear_terms
+
+LANES = 16  # float32 lanes of one AVX-512 register
+ROW_CHOICES = {2: (8, 7, 6, 5, 4), 1: (12, 14, 8, 7, 6, 5, 4)}  # MR per NV, exact fits first
+MAX_ROWS = {2: 8, 1: 12}
+MIN_PACK_ROWS = 64  # rows that must reuse a packed activation to pay for its copy
+MIN_PARALLEL_WORK = 1 << 15  # innermost iterations a nest needs before forking pays
+BLOCKS_PER_THREAD = 4  # parallel iterations per thread wanted for load balance
+
+
+@dataclass(frozen=True)
+class _Plan:
+    lane: str
+    rows: str | None  # the register tile's row loop
+    packs: tuple[tuple[Buffer, int], ...]  # (buffer, the dim the lane loop indexes)
+    score: tuple[int, int]
+
+
+def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
+                  constants: frozenset[str]) -> bool:
+    """Schedule the nest writing `buffer` as a GEMM micro-kernel; False (and the nest left
+    as it was) when it is not GEMM-like or no lane loop vectorizes without gathers."""
+    spatial = sch.loops(buffer)
+    update = _update(sch, spatial[0])
+    if update is None:
+        return False
+    reduce_vars = _reduction_vars(sch, spatial)
+    operands = [e for e in _loads(update.value)
+                if e.args[0].scope != "local" and free_vars(e) & reduce_vars]
+    if len({e.args[0] for e in operands}) < 2:
+        return False  # one array summed (a norm's statistics): not a product of two
+    extents = {name: _extent(sch, name) for name in spatial}
+    params = set(sch.func.params)
+    plans = []
+    for pos, lane in enumerate(spatial):
+        n = extents[lane]
+        if n is None or n < LANES:
+            continue
+        deps = {v for e in operands if lane in free_vars(e) for v in free_vars(e)}
+        rows = _rows_loop(spatial, lane, extents, deps)
+        plan = _plan(lane, rows, operands, params, constants,
+                     extents[rows] or 1 if rows is not None else 1, pos)
+        if plan is not None:
+            plans.append(plan)
+    if not plans:
+        return False
+    plan = min(plans, key=lambda p: p.score)
+    _apply(sch, buffer, spatial, plan, extents, threads)
+    return True
+
+
+def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer],
+          constants: frozenset[str], rows_n: int, pos: int) -> _Plan | None:
+    """How to vectorize along `lane`: the operands to pack, or None if some operand would
+    have to be gathered, or nothing is reused across the lanes."""
+    broadcast = False
+    strided = 0
+    packs: dict[Buffer, int] = {}
+    for e in operands:
+        buf = e.args[0]
+        access = _lane_access(e, lane)
+        if access == "broadcast":
+            broadcast = True
+            continue
+        dim = _packable_dim(e, lane)
+        can_pack = buf in params and dim is not None and packs.get(buf, dim) == dim and \
+            (buf.name in constants or rows_n >= MIN_PACK_ROWS)
+        if access == "strided":
+            if not can_pack:
+                return None  # the lanes would gather this operand
+            strided += 1
+        if can_pack:  # contiguous operands get panels too: they keep the k stride small
+            packs[buf] = dim  # type: ignore[assignment]
+    if not broadcast:
+        return None  # nothing is reused across lanes: not a GEMM
+    return _Plan(lane, rows, tuple(packs.items()), (strided, -pos))
+
+
+def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
+           extents: dict[str, int | None], threads: int) -> None:
+    lane, rows = plan.lane, plan.rows
+    lanes_n = extents[lane] or LANES
+    nv = 2 if lanes_n >= 2 * LANES else 1
+    nr = LANES * nv
+    for buf, dim in plan.packs:
+        if lanes_n > nr or _lane_access_any(sch, buf, lane) == "strided":
+            rank = len(buf.shape)
+            layout = [f"{dim}/{nr}", *(str(d) for d in range(rank) if d != dim), f"{dim}%{nr}"]
+            sch.pack(buf.name, ",".join(layout))
+    others = [s for s in spatial if s not in (lane, rows)]
+    order = [*others, *([rows] if rows else []), lane]
+    if order != spatial:
+        sch.reorder(*order)
+    deps = _lane_operand_loops(sch, order[0], lane, set(others))
+    if rows is not None:
+        r = extents[rows] or 1
+        mr = next((m for m in ROW_CHOICES[nv] if r % m == 0), min(MAX_ROWS[nv], r))
+        rows_o, lane_o, rows_i, lane_i = sch.tile(rows, lane, mr, nr)
+        anchor = rows_o
+        inner_order = [*[o for o in others if o in deps], lane_o,
+                       *[o for o in others if o not in deps], rows_o]
+        if inner_order != [*others, rows_o, lane_o]:
+            sch.reorder(*inner_order)
+    else:
+        rows_i = None
+        lane_o, lane_i = sch.split(lane, nr)
+        anchor = lane_o
+    lane_v = None
+    if nv > 1:
+        lane_v, lane_i = sch.split(lane_i, LANES)
+    sch.cache_write(buffer, anchor)
+    for name in (lane_i, f"{lane_i}_init", f"{lane_i}_wb"):
+        sch.vectorize(name)
+    for loop in (rows_i, lane_v):
+        if loop is not None:
+            for name in (loop, f"{loop}_init", f"{loop}_wb"):
+                sch.unroll(name)
+    loops = sch.loops(buffer)
+    _parallel(sch, loops[: loops.index(anchor) + 1], threads)
+
+
+def _parallel(sch: Schedule, loops: list[str], threads: int) -> None:
+    """Fuse leading loops until there are a few blocks per thread, then run them in
+    parallel (if the nest has enough work to pay for the fork)."""
+    if threads < 2 or not loops or _work(sch, loops[0]) < MIN_PARALLEL_WORK:
+        return
+    outer = loops[0]
+    for nxt in loops[1:]:
+        n = _extent(sch, outer)
+        if n is None or n >= BLOCKS_PER_THREAD * threads:
+            break
+        try:
+            outer = sch.fuse(outer, nxt)
+        except ScheduleError:
+            break
+    if (_extent(sch, outer) or 2) >= 2:
+        sch.parallel(outer)
+
+
+# -- analysis --------------------------------------------------------------------------------
+
+
+def _find(sch: Schedule, name: str) -> For | None:
+    return next((s for s in walk(sch.func.body) if isinstance(s, For) and s.var.name == name),
+                None)
+
+
+def _extent(sch: Schedule, name: str) -> int | None:
+    loop = _find(sch, name)
+    return loop.extent.value if loop is not None and loop.extent.is_const else None
+
+
+def _work(sch: Schedule, name: str) -> int:
+    loop = _find(sch, name)
+    total = 1
+    if loop is None:
+        return 0
+    for s in walk(loop):
+        if isinstance(s, For):
+            total *= s.extent.value if s.extent.is_const else 1 << 10
+    return total
+
+
+def _update(sch: Schedule, outer: str) -> Store | None:
+    """The accumulator update in the innermost loop of the nest under `outer`."""
+    nest = _find(sch, outer)
+    if nest is None:
+        return None
+    loops = [s for s in walk(nest) if isinstance(s, For)]
+    stores = [s for s in walk(loops[-1].body) if isinstance(s, Store)]
+    if len(stores) != 1 or stores[0].buffer.scope != "local":
+        return None
+    return stores[0]
+
+
+def _reduction_vars(sch: Schedule, spatial: list[str]) -> set[str]:
+    nest = _find(sch, spatial[-1])
+    assert nest is not None
+    return {s.var.name for s in walk(nest.body) if isinstance(s, For)}
+
+
+def _loads(e: Expr) -> list[Expr]:
+    out, stack, seen = [], [e], set()
+    while stack:
+        x = stack.pop()
+        if x in seen:
+            continue
+        seen.add(x)
+        if x.op == "load":
+            out.append(x)
+        stack.extend(children(x))
+    return out
+
+
+def _lane_access(load: Expr, lane: str) -> str:
+    """How a load's address moves along the lane loop: "broadcast" (not at all),
+    "contiguous" (+1 in the last dim only) or "strided" (anything else, incl. nonlinear)."""
+    if lane not in free_vars(load):
+        return "broadcast"
+    coeffs = []
+    for index in load.args[1:]:
+        terms, _ = linear_terms(index)
+        c = 0
+        for atom, k in terms.items():
+            if atom.op == "var" and atom.name == lane:
+                c += k
+            elif lane in free_vars(atom):
+                return "strided"  # under a clamp, a division, a loaded index
+        coeffs.append(c)
+    return "contiguous" if coeffs[-1] == 1 and not any(coeffs[:-1]) else "strided"
+
+
+def _lane_access_any(sch: Schedule, buf: Buffer, lane: str) -> str:
+    kinds = {_lane_access(e, lane) for s in walk(sch.func.body) if isinstance(s, Store)
+             for e in _loads(s.value) if e.args[0] is buf}
+    return "strided" if "strided" in kinds else "contiguous"
+
+
+def _packable_dim(load: Expr, lane: str) -> int | None:
+    """The one dim of the load indexed by exactly the lane variable, if it is the only dim
+    that uses it (then `pack` can move that dim innermost)."""
+    index = load.args[1:]
+    dims = [d for d, i in enumerate(index) if lane in free_vars(i)]
+    if len(dims) == 1 and index[dims[0]].op == "var":
+        return dims[0]
+    return None
+
+
+def _rows_loop(spatial: list[str], lane: str, extents: dict[str, int | None],
+               lane_deps: set[str]) -> str | None:
+    """The register tile's row loop: the innermost other spatial loop with > 1 iteration
+    that the operands read along the lanes do not depend on (so each of their vectors is
+    reused by every row of the tile)."""
+    for name in reversed(spatial):
+        if name != lane and name not in lane_deps and (extents[name] or 0) > 1:
+            return name
+    return None
+
+
+def _lane_operand_loops(sch: Schedule, outer: str, lane: str, candidates: set[str]
+                        ) -> set[str]:
+    """Which of `candidates` the operands read along the lanes depend on: the panel of B
+    changes with them, so they stay outside the lane block loop."""
+    out: set[str] = set()
+    nest = _find(sch, outer)
+    for s in walk(nest) if nest is not None else ():
+        if isinstance(s, Store) and s.buffer.scope == "local":
+            for e in _loads(s.value):
+                if e.args[0].scope != "local" and lane in free_vars(e):
+                    out |= free_vars(e) & candidates
+    return out
