@@ -92,6 +92,7 @@ class KernelEmitter(VectorLowering):
             self.buffers[buf] = arg
         self.scalars: dict[str, ir.Value] = {}
         self.memo: dict[Expr, ir.Value] = {}
+        self.ranges: dict[str, int] = {}  # loop variable -> constant extent (names are unique)
         for arg, size in zip(self.fn.args[len(buffers):], scalars):
             arg.name = size
             self.scalars[size] = arg
@@ -163,6 +164,8 @@ class KernelEmitter(VectorLowering):
         if s.kind not in (LoopKind.SERIAL, LoopKind.UNROLLED, LoopKind.VECTORIZED,
                           LoopKind.PARALLEL):
             raise CodegenError(f"unknown loop kind {s.kind}")
+        if s.extent.is_const:
+            self.ranges[s.var.name] = s.extent.value
         if s.kind is LoopKind.PARALLEL and not self.in_parallel and not self.lanes:
             emit_parallel(self, s)
             return

@@ -146,6 +146,7 @@ def _outline_body(em: KernelEmitter, s: For, buffers: list[Buffer], names: list[
                      scalars=[*names, f"{var}.begin", f"{var}.end"])
     child.fn.linkage = "internal"
     child.in_parallel = True
+    child.ranges = em.ranges  # the chunk's loop variable keeps the loop's range
     child.serial_loop(s.var.name, child.scalars[f"{var}.begin"], child.scalars[f"{var}.end"],
                       s.body)
     child.finish()

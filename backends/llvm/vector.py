@@ -16,8 +16,9 @@ A store to an address invariant in the lane of a value that varies by lane (or t
 the buffer it writes, `acc = acc + x`) is a reduction across lanes: a CodegenError, since
 the schedule never vectorizes a reduction axis. An `if` whose condition varies by lane
 becomes a mask: stores and loads under it are masked, so a tail guard
-`if (jo * 16 + j < N)` neither writes nor reads past the end. Math intrinsics use their
-vector overloads (`llvm.exp.v16f32`); libm calls and integer `pow` run per lane.
+`if (jo * 16 + j < N)` neither writes nor reads past the end. f32 exp, tanh, erf, log
+and kin are inline polynomials on the lanes (vmath.py); other math intrinsics use their
+vector overloads (`llvm.sqrt.v16f32`); libm calls and integer `pow` run per lane.
 """
 
 from __future__ import annotations
@@ -202,7 +203,9 @@ class VectorLowering:
     def load_lanes(self: KernelEmitter, e: Expr) -> ir.Value:
         buf, indices = e.args[0], e.args[1:]
         first = self.contiguous(buf, indices)
-        if first is None and self.mask is None:
+        if first is None and (self.mask is None or self.provably_inside(buf, indices)):
+            # one address for every lane: a scalar load (then a broadcast); under a mask
+            # only when the address is valid even for lanes the mask turns off
             idx = [self.expr(i) for i in indices]
             if not any(is_vector(x) for x in idx):
                 return self.scalar_load(buf, indices)
@@ -214,7 +217,7 @@ class VectorLowering:
         zero = ir.Constant(vt, None)
         if first is not None:
             ptr = self.address(buf, first, check=False)
-            if self.mask is None:
+            if self.mask is None or self.whole_local_row(buf, first):
                 value = self.b.load(ptr, typ=vt, name=f"{buf.name}.vec", align=align)
             else:
                 fn = self._libc(f"llvm.masked.load.{type_suffix(vt)}.p0", vt,
@@ -253,12 +256,15 @@ class VectorLowering:
         align = buf.dtype.itemsize
         if first is not None:
             ptr = self.address(buf, first, check=False)
-            if self.mask is None:
-                self.b.store(data, ptr, align=align)
+            if self.mask is not None and self.whole_local_row(buf, first):
+                old = self.b.load(ptr, typ=data.type, align=align)
+                data = self.b.select(self.mask, data, old)
+            elif self.mask is not None:
+                fn = self._libc(f"llvm.masked.store.{type_suffix(data.type)}.p0",
+                                ir.VoidType(), [data.type, PTR, self.mask.type])
+                self._aligned_call(fn, [data, ptr, self.mask], align, "", arg=1)
                 return
-            fn = self._libc(f"llvm.masked.store.{type_suffix(data.type)}.p0", ir.VoidType(),
-                            [data.type, PTR, self.mask.type])
-            self._aligned_call(fn, [data, ptr, self.mask], align, "", arg=1)
+            self.b.store(data, ptr, align=align)
             return
         ptrs = self.lane_pointers(buf, s.indices)
         fn = self._libc(f"llvm.masked.scatter.{type_suffix(data.type)}."
@@ -277,6 +283,26 @@ class VectorLowering:
                          inbounds=True, name=f"{buf.name}.ptrs")
         gep.type = ir.VectorType(PTR, self.lanes)  # a vector index gives a vector of pointers
         return gep
+
+    def provably_inside(self: KernelEmitter, buf: Buffer, indices: Sequence[Expr]) -> bool:
+        """Every index lies inside `buf` for all values of the enclosing loops, guards or
+        not (a GEMM's broadcast row element under a column tail guard)."""
+        from dlc.passes.tensor.schedule_analysis import interval
+
+        for i, d in zip(indices, buf.shape):
+            bounds = interval(i, self.ranges)
+            if not d.is_const or bounds is None or bounds[0] < 0 or bounds[1] >= d.value:
+                return False
+        return True
+
+    def whole_local_row(self: KernelEmitter, buf: Buffer, first: Sequence[Expr]) -> bool:
+        """A local tile's full row of lanes (index 0.. of a last dim of exactly `lanes`):
+        every lane is inside the allocation, so a masked access may touch all of them —
+        plain loads and a blended store keep the tile promotable to registers, where
+        masked intrinsics on a stack slot would pin it in memory."""
+        last = buf.shape[-1] if buf.shape else None
+        return (buf.scope == "local" and last is not None and last.is_const
+                and last.value == self.lanes and first[-1].is_const and first[-1].value == 0)
 
     def lane_mask(self) -> ir.Value:
         if self.mask is not None:

@@ -90,11 +90,14 @@ class Schedule:
         return made
 
     # -- loop primitives ---------------------------------------------------------------------
-    def split(self, loop: str, factor: int) -> tuple[str, str]:
+    def split(self, loop: str, factor: int, tail: str = "guard") -> tuple[str, str]:
         """Split `loop` into an outer loop of ceil(n / factor) and an inner one of `factor`.
 
         A tail that does not fill the last block is skipped by a guard (when the extent is
-        not a multiple of `factor`, or is symbolic). The loop must be serial.
+        not a multiple of `factor`, or is symbolic). With `tail="shift"` the last block is
+        shifted inwards instead (Halide's ShiftInwards): `min(o * f, n - f) + i`, no guard,
+        some iterations computed twice — allowed when the body reads nothing it writes.
+        The loop must be serial.
 
         Before:
             for i in 0..6 {
@@ -110,8 +113,8 @@ class Schedule:
               }
             }
         """
-        return self._apply("split", (loop, factor), loop,
-                           lambda f: loops_.split(f, loop, factor))
+        args = (loop, factor) if tail == "guard" else (loop, factor, tail)
+        return self._apply("split", args, loop, lambda f: loops_.split(f, loop, factor, tail))
 
     def reorder(self, *loops: str) -> None:
         """Put perfectly nested loops in the given order (they swap positions).
@@ -156,8 +159,10 @@ class Schedule:
         return self._apply("fuse", (outer, inner), f"{outer}, {inner}",
                            lambda f: loops_.fuse(f, outer, inner))
 
-    def tile(self, x: str, y: str, fx: int, fy: int) -> tuple[str, str, str, str]:
+    def tile(self, x: str, y: str, fx: int, fy: int, tail: str = "guard"
+             ) -> tuple[str, str, str, str]:
         """split(x, fx), split(y, fy), reorder(x_o, y_o, x_i, y_i): a fx-by-fy tile.
+        `tail` is the tail strategy of x's split (see `split`).
 
         `y` must be the loop directly inside `x`. Returns (x_o, y_o, x_i, y_i).
 
@@ -184,11 +189,12 @@ class Schedule:
             if len(nest) < 2 or nest[1] is not find_loop(f, y, "tile"):
                 raise ScheduleError("tile", f"{x}, {y}", f"{y} is not the loop directly "
                                     f"inside {x}")
-            f, (xo, xi) = loops_.split(f, x, fx)
+            f, (xo, xi) = loops_.split(f, x, fx, tail)
             f, (yo, yi) = loops_.split(f, y, fy)
             return loops_.reorder(f, (xo, yo, xi, yi)), (xo, yo, xi, yi)
 
-        return self._apply("tile", (x, y, fx, fy), f"{x}, {y}", run)
+        args = (x, y, fx, fy) if tail == "guard" else (x, y, fx, fy, tail)
+        return self._apply("tile", args, f"{x}, {y}", run)
 
     def vectorize(self, loop: str) -> None:
         """Mark an innermost loop of constant extent as vector lanes.

@@ -143,7 +143,7 @@ def determined(idx: Sequence[Expr], varying: dict[str, int | None]) -> set[str]:
     determined, so is `x` (a fused loop read back, even split across two dimensions).
     """
     ranges = {k: n for k, n in varying.items() if n is not None}
-    dims = list(idx)
+    dims = [unshift(i) for i in idx]
     known_vars: set[str] = set()
     known: set[Expr] = set()
     changed = True
@@ -166,6 +166,19 @@ def determined(idx: Sequence[Expr], varying: dict[str, int | None]) -> set[str]:
                 dims.append(a.args[0])
                 changed = True
     return known_vars
+
+
+def unshift(e: Expr) -> Expr:
+    """`e` with each shifted tail block `min(o * f, n - f)` (a split with
+    `tail="shift"`) read as `o * f`: the shifted block recomputes elements of the block
+    before it with the same values (split checks the body is pure), so for ordering and
+    races its iterations count as owning their unshifted elements."""
+    if not children(e):
+        return e
+    if e.op == "min" and e.args[1].is_const and e.args[0].op == "mul" \
+            and e.args[0].args[0].op == "var" and e.args[0].args[1].is_const:
+        return e.args[0]
+    return rebuild(e, tuple(unshift(a) if isinstance(a, Expr) else a for a in e.args))
 
 
 def _digits(terms: dict[Expr, int], ranges: dict[str, int]) -> tuple[set[Expr], set[str]]:

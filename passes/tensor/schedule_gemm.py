@@ -136,7 +136,8 @@ def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
     if rows is not None:
         r = extents[rows] or 1
         mr = next((m for m in ROW_CHOICES[nv] if r % m == 0), min(MAX_ROWS[nv], r))
-        rows_o, lane_o, rows_i, lane_i = sch.tile(rows, lane, mr, nr)
+        # a partial last row block would guard every FMA: shift it inwards instead
+        rows_o, lane_o, rows_i, lane_i = sch.tile(rows, lane, mr, nr, tail="shift")
         anchor = rows_o
         inner_order = [*[o for o in others if o in deps], lane_o,
                        *[o for o in others if o not in deps], rows_o]
@@ -175,7 +176,12 @@ def _parallel(sch: Schedule, loops: list[str], threads: int) -> None:
         except ScheduleError:
             break
     if (_extent(sch, outer) or 2) >= 2:
-        sch.parallel(outer)
+        try:
+            sch.parallel(outer)
+        except ScheduleError:  # e.g. shifted row blocks overlap: not provably race-free
+            if outer != loops[0] or len(loops) < 2:
+                return
+            sch.parallel(loops[0]) if (_extent(sch, loops[0]) or 0) >= 2 else None
 
 
 # -- analysis --------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace as dc_replace
 
-from dlc.ir.tensor.expr import Expr, compare, const, floordiv, free_vars, substitute, var
-from dlc.ir.tensor.stmt import Buffer, For, LoopKind, PrimFunc, Stmt, Store, seq, walk
+from dlc.ir.tensor.expr import Expr, compare, const, floordiv, free_vars, min_, substitute, var
+from dlc.ir.tensor.stmt import Allocate, Buffer, For, LoopKind, PrimFunc, Stmt, Store, seq, walk
 from dlc.passes.tensor.schedule_analysis import (
     Unanalyzable,
     independence_problem,
@@ -26,9 +26,11 @@ from dlc.passes.tensor.schedule_nest import (
     fresh,
     loads_of,
     path_to,
+    read_buffers,
     replace,
     substitute_stmt,
     used_names,
+    written_buffers,
 )
 
 
@@ -45,10 +47,18 @@ def _header(name: str, extent: Expr, kind: LoopKind = LoopKind.SERIAL) -> For:
     return For(var(name), extent, seq(), kind)
 
 
-def split(func: PrimFunc, loop: str, factor: int) -> tuple[PrimFunc, tuple[str, str]]:
-    """`loop` -> `loop_o` (ceil(n / factor)) around `loop_i` (factor), with a tail guard."""
+TAILS = ("guard", "shift")
+
+
+def split(func: PrimFunc, loop: str, factor: int, tail_strategy: str = "guard"
+          ) -> tuple[PrimFunc, tuple[str, str]]:
+    """`loop` -> `loop_o` (ceil(n / factor)) around `loop_i` (factor), with a tail guard,
+    or with the last block shifted inwards (`tail_strategy="shift"`)."""
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
         raise ScheduleError("split", loop, f"factor must be a positive integer, not {factor!r}")
+    if tail_strategy not in TAILS:
+        raise ScheduleError("split", loop, f"tail strategy must be one of {', '.join(TAILS)}, "
+                            f"not {tail_strategy!r}")
     node = find_loop(func, loop, "split")
     _serial("split", node)
     ch = chain_of(node)
@@ -61,9 +71,28 @@ def split(func: PrimFunc, loop: str, factor: int) -> tuple[PrimFunc, tuple[str, 
         outer_extent, exact = floordiv(n + (factor - 1), factor), False
     joined = var(outer) * factor + var(inner)
     tail = () if exact else (compare("lt", joined, n),)
+    if tail_strategy == "shift" and not exact:
+        _check_shift(node, factor)
+        joined = min_(var(outer) * factor, n.value - factor) + var(inner)
+        tail = ()
     head = (_header(outer, outer_extent), _header(inner, const(factor)))
     new = _rechain(func, node, ch, head, 1, {node.var: joined}, tail)
     return _with_body(func, replace(func.body, node, new)), (outer, inner)
+
+
+def _check_shift(node: For, factor: int) -> None:
+    """A shifted last block recomputes iterations of the block before it: allowed when
+    the extent holds a whole block and the loop body reads nothing it writes (outside
+    scratch buffers it allocates), so running an iteration twice stores the same values."""
+    if not node.extent.is_const or node.extent.value < factor:
+        raise ScheduleError("split", node.var.name, f"a shifted tail needs a constant extent "
+                            f"of at least {factor}, not {node.extent}")
+    local = {s.buffer for s in walk(node.body) if isinstance(s, Allocate)}
+    clash = (written_buffers(node.body) & read_buffers(node.body)) - local
+    if clash:
+        names = ", ".join(sorted(b.name for b in clash))
+        raise ScheduleError("split", node.var.name, f"the loop body reads {names}, which it "
+                            "also writes: recomputing the shifted tail would change it")
 
 
 def _rechain(func: PrimFunc, node: For, ch: Chain, head: tuple[For, ...], drop: int,
