@@ -20,6 +20,7 @@ from typing import Any
 
 from llvmlite import ir
 
+from dlc.backends.llvm import vmath
 from dlc.backends.llvm.parallel import emit_parallel
 from dlc.backends.llvm.types import I1, I8, I32, I64, PTR, compute_type, memory_type
 from dlc.backends.llvm.vector import (
@@ -460,6 +461,9 @@ class KernelEmitter(VectorLowering):
                         else splat(shaped(I1, x), 0))
             bits = shaped(ir.IntType(_float_bits(arg_dtype)), x)  # bf16 is held as f32
             return self.b.icmp_signed("<", self.b.bitcast(x, bits), splat(bits, 0))
+        fast = vmath.emit(self.b, name, args)  # f32 exp, tanh, erf, ...: inline polynomials
+        if fast is not None:
+            return fast
         if name in _LLVM_INTRINSIC:
             fn = self._intrinsic(_LLVM_INTRINSIC[name], ty, len(args))
             return self.b.call(fn, args, fastmath=FLOAT_FLAGS)

@@ -28,7 +28,7 @@ from dlc.ir.graph import Constant
 from dlc.ir.tensor.stmt import Allocate, Seq, Stmt
 from dlc.passes.tensor.lower_group import LoweredGroup
 from dlc.passes.tensor.schedule_dataflow import parse_layout
-from dlc.passes.tensor.schedule_nest import map_children, stores_to
+from dlc.passes.tensor.schedule_nest import map_children, stmt_loads, stores_to
 
 PackCache = dict[tuple[int, str], Constant]  # (id of the constant, layout) -> packed
 
@@ -55,7 +55,8 @@ def pack_array(data: np.ndarray, layout: str) -> np.ndarray:
 
 def fold_constant_packs(group: LoweredGroup, trace: Any, cache: PackCache) -> LoweredGroup:
     """Replace each `pack` of a constant parameter in `group`'s kernel by a packed constant
-    parameter; packs of activations stay in the kernel."""
+    parameter (and drop the unpacked one if nothing else reads it); packs of activations
+    stay in the kernel."""
     func = group.func
     n_in = len(group.inputs)
     bound = dict(zip(func.params[:n_in], group.inputs))
@@ -87,10 +88,14 @@ def fold_constant_packs(group: LoweredGroup, trace: Any, cache: PackCache) -> Lo
             cache[key] = Constant.of(pack_array(np.asarray(const.data), layout),
                                      f"{source_name}_packed")  # the parameter's name: stable
         packed_const = cache[key]
-        params = (*func.params[:n_in], packed_buf, *func.params[n_in:])
-        func = dataclasses.replace(func, params=params, body=body)
-        group = dataclasses.replace(group, func=func, inputs=(*group.inputs, packed_const))
-        n_in += 1
+        inputs = list(zip(func.params[:n_in], group.inputs))
+        if not stmt_loads(body, source):
+            inputs.remove((source, const))  # only the copy read the unpacked weight
+        inputs.append((packed_buf, packed_const))
+        func = dataclasses.replace(func, params=(*(p for p, _ in inputs),
+                                                 *func.params[n_in:]), body=body)
+        group = dataclasses.replace(group, func=func, inputs=tuple(v for _, v in inputs))
+        n_in = len(inputs)
         bound[packed_buf] = packed_const
     return group
 

@@ -41,6 +41,6 @@ def test_node_flops_of_a_convolution() -> None:
 
 
 def test_cli_profile(capsys) -> None:
-    assert main(["profile", "gcn", "--repeat", "2", "--top", "10"]) == 0  # all of them
+    assert main(["profile", "gcn", "--repeat", "2", "--top", "10"]) == 0
     out = capsys.readouterr().out
     assert "10 kernels," in out and "k9_add_log_softmax" in out

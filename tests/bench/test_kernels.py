@@ -128,6 +128,36 @@ def test_layer_norm(benchmark, record, impl, rows, cols):
         8 * rows * cols)
 
 
+# -- transcendental activations ------------------------------------------------------------
+
+def numpy_erf(x):
+    """erf by Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7): NumPy has no erf."""
+    t = 1 / (1 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
+                                                                          + t * 1.061405429))))
+    return np.sign(x) * (1 - poly * np.exp(-x * x))
+
+
+ACTIVATIONS = {  # name: (torch, NumPy, flops an element, counting each op of the formula)
+    "gelu": (F.gelu, lambda x: 0.5 * x * (1 + numpy_erf(x / np.float32(np.sqrt(2)))), 4),
+    "gelu_tanh": (lambda a: F.gelu(a, approximate="tanh"),
+                  lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x * x * x))), 8),
+    "silu": (F.silu, lambda x: x / (1 + np.exp(-x)), 4),
+    "tanh": (torch.tanh, np.tanh, 1),
+}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("act", ACTIVATIONS)
+@pytest.mark.parametrize("rows,cols", [(256, 1024)])
+def test_activation(benchmark, record, impl, act, rows, cols):
+    """Elementwise epilogues whose cost is the transcendental (erf, tanh, exp)."""
+    benchmark.group = f"{act} {rows}x{cols}"
+    torch_fn, numpy_fn, per_element = ACTIVATIONS[act]
+    run(benchmark, record, impl, torch_fn, numpy_fn, [rand(rows, cols) * 3],
+        per_element * rows * cols)
+
+
 # -- attention -----------------------------------------------------------------------------
 
 def numpy_sdpa(q, k, v):
