@@ -98,14 +98,20 @@ def value_names(graph: Graph) -> dict[Value, str]:
 
 
 def lower_model(graph: Graph, groups: Sequence[Sequence[Node]],
-                schedule: str = "naive") -> ModelKernels:
+                schedule: str = "naive", aliases: dict[Value, Value] | None = None
+                ) -> ModelKernels:
     """Lower every group of `graph` to a PrimFunc and assign buffer slots.
 
     `schedule="default"` applies the rule-based schedules (passes/tensor/schedule_rules)
-    to each kernel; "naive" keeps the loop nests as lowered.
+    to each kernel; "naive" keeps the loop nests as lowered. A group whose output is a
+    view in `aliases` (view -> root, from the memory plan) gets no kernel: the view shares
+    its root's slot.
     """
     check_lowerable(graph, "llvm")
     names = value_names(graph)
+    aliases = aliases or {}
+    groups = [nodes for nodes in groups
+              if not any(v in aliases for n in nodes for v in n.outputs)]
     lowered = [lower_group(graph, nodes, f"k{i}_{_kernel_label(nodes)}", names)
                for i, nodes in enumerate(groups)]
     traces: list[Any] = [None] * len(lowered)
@@ -139,7 +145,12 @@ def lower_model(graph: Graph, groups: Sequence[Sequence[Node]],
         for key in buffer_keys(v):
             slots.setdefault(key, len(slots))
     for g in lowered:
-        for v in [*g.inputs, *g.outputs]:
+        for v in g.inputs:
+            if v in aliases:
+                slots.setdefault(aliases[v], len(slots))
+                slots[v] = slots[aliases[v]]
+            slots.setdefault(v, len(slots))
+        for v in g.outputs:
             slots.setdefault(v, len(slots))
     return ModelKernels(graph, lowered, slots, sorted(graph.symbols), names, traces, skipped)
 
@@ -354,9 +365,10 @@ def _align(x: Any) -> Any:
 def build(graph: Graph, groups: Sequence[Sequence[Node]] | None = None,
           arena: ArenaPlan | None = None, debug: bool = False, opt_level: int = 3,
           schedule: str = "naive") -> Executable:
-    """Lower, emit, optimize and JIT a graph (one group per node when none are given)."""
+    """Lower, emit, optimize and JIT a graph (one group per node when none are given).
+    Views the memory plan aliases (`arena.aliases`) get no kernel."""
     model = lower_model(graph, groups if groups is not None else [[n] for n in graph.nodes],
-                        schedule)
+                        schedule, getattr(arena, "aliases", None))
     module = emit_module(model, debug)
     text = str(module)
     jit_module = compile_ir(text, opt_level)

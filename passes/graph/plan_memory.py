@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import ClassVar
 
@@ -12,6 +12,7 @@ from dlc.ir.graph import Graph, Value
 from dlc.ir.symbolic import Dim, evaluate, free_symbols
 from dlc.ir.types import SparseTensorType, TensorType, ValueType
 from dlc.passes.graph.fusion_plan import FusionPlan, print_fused
+from dlc.passes.graph.views import view_aliases
 from dlc.passes.manager import GraphPass, PassContext, register_pass
 
 ALIGNMENT = 64  # bytes: a cache line, and one AVX-512 vector
@@ -58,6 +59,7 @@ class MemoryPlan:
     steps: int
     alignment: int = ALIGNMENT
     naive: bool = False
+    aliases: dict[Value, Value] = field(default_factory=dict)  # view -> the value it reuses
 
     @property
     def placement(self) -> dict[Value, tuple[Dim, Dim]]:
@@ -95,6 +97,9 @@ class MemoryPlan:
             tenants = [a for a in self.allocations.values() if a.buffer == b.index]
             spans = ", ".join(f"steps {a.start}-{a.end}" for a in tenants)
             lines.append(f"  buffer {b.index}: offset {b.offset}, {b.size} bytes ({spans})")
+        if self.aliases:
+            lines.append(f"  {len(self.aliases)} views reuse the buffer of the value they "
+                         "reshape (no kernel, no copy)")
         return "\n".join(lines) + "\n"
 
 
@@ -140,18 +145,25 @@ def plan_memory(graph: Graph, fusion: FusionPlan | None = None, naive: bool = Fa
                 alignment: int = ALIGNMENT) -> MemoryPlan:
     """The memory plan of `graph`, executed group by group (one node per step without a
     fusion plan)."""
-    lifetimes = liveness(graph, fusion)
     if naive:
-        return _naive(lifetimes, alignment)
-    return _best_fit(lifetimes, alignment)
+        return _naive(liveness(graph, fusion), alignment)
+    groups = [list(g.nodes) for g in fusion.groups] if fusion is not None else \
+        [[n] for n in graph.nodes]
+    aliases = view_aliases(graph, groups)
+    plan = _best_fit(liveness(graph, fusion, aliases), alignment)
+    return replace(plan, aliases=aliases)
 
 
-def liveness(graph: Graph, fusion: FusionPlan | None = None) -> list[tuple[Value, int, int]]:
+def liveness(graph: Graph, fusion: FusionPlan | None = None,
+             aliases: dict[Value, Value] | None = None) -> list[tuple[Value, int, int]]:
     """(value, first step, last step) of every planned intermediate, by first step.
 
     A step is a node (or a fused group). A value is live from the step that writes it to
     the last step that reads it, both included, so a step's inputs and outputs never share.
+    A view in `aliases` (see `views.py`) gets no lifetime of its own: its readers keep its
+    root alive instead.
     """
+    aliases = aliases or {}
     if fusion is not None:
         fusion.check(graph)
         step_nodes = [list(g.nodes) for g in fusion.groups]
@@ -159,16 +171,20 @@ def liveness(graph: Graph, fusion: FusionPlan | None = None) -> list[tuple[Value
         step_nodes = [[n] for n in graph.nodes]
     step_of = {n: s for s, nodes in enumerate(step_nodes) for n in nodes}
     outside = set(graph.outputs) | set(graph.inputs)
+    last_read: dict[Value, int] = {}  # root -> the last step that reads it or a view of it
+    for view, root in aliases.items():
+        readers = [step_of[u] for u in graph.users.get(view, [])]
+        last_read[root] = max([last_read.get(root, -1), *readers])
     out: list[tuple[Value, int, int]] = []
     for s, nodes in enumerate(step_nodes):
         for n in nodes:
             for v in n.outputs:
-                if v in outside:
+                if v in outside or v in aliases:
                     continue
                 readers = {step_of[u] for u in graph.users.get(v, [])}
-                if readers == {s}:
+                if readers == {s} and v not in last_read:
                     continue  # read only inside its own group: never written to memory
-                out.append((v, s, max(readers | {s})))
+                out.append((v, s, max(readers | {s, last_read.get(v, s)})))
     return out
 
 
