@@ -54,7 +54,7 @@ class _Plan:
     lane: str
     rows: str | None  # the register tile's row loop
     packs: tuple[tuple[Buffer, int], ...]  # (buffer, the dim the lane loop indexes)
-    score: tuple[int, int]
+    score: tuple[int, float, int]
 
 
 def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
@@ -80,7 +80,7 @@ def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
         deps = {v for e in operands if lane in free_vars(e) for v in free_vars(e)}
         rows = _rows_loop(spatial, lane, extents, deps)
         plan = _plan(lane, rows, operands, params, constants,
-                     extents[rows] or 1 if rows is not None else 1, pos)
+                     extents[rows] or 1 if rows is not None else 1, (pos, n))
         if plan is not None:
             plans.append(plan)
     if not plans:
@@ -91,9 +91,12 @@ def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
 
 
 def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer],
-          constants: frozenset[str], rows_n: int, pos: int) -> _Plan | None:
-    """How to vectorize along `lane`: the operands to pack, or None if some operand would
-    have to be gathered, or nothing is reused across the lanes."""
+          constants: frozenset[str], rows_n: int, where: tuple[int, int]) -> _Plan | None:
+    """How to vectorize along `lane` (at position `where[0]` of the spatial loops, with
+    `where[1]` iterations): the operands to pack, or None if some operand would have to
+    be gathered, or nothing is reused across the lanes. Plans compare by the activations
+    they must re-lay out at run time, then by how full their vectors are (56 columns fill
+    56 of 64 lanes, 64 channels all of them), then innermost first."""
     broadcast = False
     strided = 0
     packs: dict[Buffer, int] = {}
@@ -109,12 +112,15 @@ def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer]
         if access == "strided":
             if not can_pack:
                 return None  # the lanes would gather this operand
-            strided += 1
+            strided += buf.name not in constants  # a weight is packed at compile time
         if can_pack:  # contiguous operands get panels too: they keep the k stride small
             packs[buf] = dim  # type: ignore[assignment]
     if not broadcast:
         return None  # nothing is reused across lanes: not a GEMM
-    return _Plan(lane, rows, tuple(packs.items()), (strided, -pos))
+    pos, n = where
+    nr = LANES * (2 if n >= 2 * LANES else 1)
+    filled = n / (-(-n // nr) * nr)
+    return _Plan(lane, rows, tuple(packs.items()), (strided, -filled, -pos))
 
 
 def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
@@ -123,11 +129,11 @@ def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
     lanes_n = extents[lane] or LANES
     nv = 2 if lanes_n >= 2 * LANES else 1
     nr = LANES * nv
+    reduction = _order_reduction(sch, spatial[-1], lane)
     for buf, dim in plan.packs:
         if lanes_n > nr or _lane_access_any(sch, buf, lane) == "strided":
-            rank = len(buf.shape)
-            layout = [f"{dim}/{nr}", *(str(d) for d in range(rank) if d != dim), f"{dim}%{nr}"]
-            sch.pack(buf.name, ",".join(layout))
+            rest = _dims_by_loop_order(sch, buf, dim, reduction)
+            sch.pack(buf.name, ",".join([f"{dim}/{nr}", *map(str, rest), f"{dim}%{nr}"]))
     others = [s for s in spatial if s not in (lane, rows)]
     order = [*others, *([rows] if rows else []), lane]
     if order != spatial:
@@ -159,6 +165,44 @@ def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
                 sch.unroll(name)
     loops = sch.loops(buffer)
     _parallel(sch, loops[: loops.index(anchor) + 1], threads)
+
+
+def _order_reduction(sch: Schedule, inner_spatial: str, lane: str) -> list[str]:
+    """Make innermost the reduction loop along which the broadcast operand reads
+    consecutive elements (k of a matmul's A[i, k]; the input channel of a channels-last
+    conv, the kernel column of a channels-first one), so its scalar loads stream through
+    cache lines. Returns the reduction loops, outermost first."""
+    nest = _find(sch, inner_spatial)
+    assert nest is not None
+    loops = [s.var.name for s in walk(nest.body) if isinstance(s, For)]
+    update = _update(sch, inner_spatial)
+    if update is None or len(loops) < 2:
+        return loops
+    streams = [r for r in loops for e in _loads(update.value)
+               if e.args[0].scope != "local" and _lane_access(e, lane) == "broadcast"
+               and _lane_access(e, r) == "contiguous"]
+    if not streams or streams[0] == loops[-1]:
+        return loops
+    order = [r for r in loops if r != streams[0]] + [streams[0]]
+    try:
+        sch.reorder(*order)
+    except ScheduleError:  # not a perfect nest, or unanalyzable: keep the lowered order
+        return loops
+    return order
+
+
+def _dims_by_loop_order(sch: Schedule, buf: Buffer, lane_dim: int, loops: list[str]
+                        ) -> list[int]:
+    """B's dims other than the lane's, ordered like the reduction loops that index them
+    (dims no reduction loop indexes first), so the packed panel is read front to back."""
+    index = next(e.args[1:] for s in walk(sch.func.body) if isinstance(s, Store)
+                 for e in _loads(s.value) if e.args[0] is buf)
+    def rank(d: int) -> int:
+        names = free_vars(index[d])
+        hits = [k for k, r in enumerate(loops) if r in names]
+        return hits[0] + 1 if hits else 0
+
+    return sorted((d for d in range(len(buf.shape)) if d != lane_dim), key=rank)
 
 
 def _parallel(sch: Schedule, loops: list[str], threads: int) -> None:

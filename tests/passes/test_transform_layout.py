@@ -37,7 +37,7 @@ def resnet_stem():  # type: ignore[no-untyped-def]
 def test_a_stem_runs_channels_last_with_two_transforms() -> None:
     graph = resnet_stem()
     ctx = PassContext()
-    out = make_pass("transform-layout").run(graph, ctx)
+    out = make_pass("transform-layout", layout="NHWC").run(graph, ctx)
     assert_same_results(graph, out)
     ops = [n.op.name for n in out.nodes]
     assert ops.count("shape.layout_transform") == 2
@@ -50,8 +50,8 @@ def test_a_stem_runs_channels_last_with_two_transforms() -> None:
 
 def test_back_to_nchw_and_idempotent() -> None:
     graph = resnet_stem()
-    nhwc = make_pass("transform-layout")(graph)
-    again = make_pass("transform-layout")(nhwc)
+    nhwc = make_pass("transform-layout", layout="NHWC")(graph)
+    again = make_pass("transform-layout", layout="NHWC")(nhwc)
     assert str(again) == str(nhwc)
     nchw = make_pass("transform-layout", layout="NCHW")(nhwc)
     assert_same_results(graph, nchw)
@@ -72,8 +72,8 @@ def test_a_model_where_transforms_would_stay_inside_keeps_its_layout() -> None:
     y = b.op("nn.conv2d", y, b.const(arr(4, 4, 3, 3)), padding=[1, 1])
     graph = b.build([y])
     ctx = PassContext()
-    assert make_pass("transform-layout").run(graph, ctx) is graph
+    assert make_pass("transform-layout", layout="NHWC").run(graph, ctx) is graph
     assert "kept the graph's layouts" in str(ctx.notes()[0]) and not ctx.rule_firings()
-    out = make_pass("transform-layout", max_inner_transforms=2)(graph)
+    out = make_pass("transform-layout", layout="NHWC", max_inner_transforms=2)(graph)
     assert [n.op.name for n in out.nodes].count("shape.layout_transform") == 4
     assert_same_results(graph, out)

@@ -94,11 +94,24 @@ def test_wide_1x1_conv_keeps_the_image_row_as_lanes() -> None:
 
 
 def test_channels_last_conv_vectorizes_output_channels() -> None:
-    conv = torch.nn.Conv2d(8, 48, 3, padding=1)
-    compiled = compile_and_check(conv, torch.randn(1, 8, 10, 12))
+    from dlc.interpreter import run_graph
+    from dlc.ir import DType, GraphBuilder, TensorType
+
+    rng = np.random.default_rng(0)
+    b = GraphBuilder("nhwc")
+    x = b.input("x", TensorType((1, 10, 12, 8), DType.f32))
+    w = b.const(rng.standard_normal((48, 8, 3, 3)).astype(np.float32), "w")
+    b_ = b.const(rng.standard_normal(48).astype(np.float32), "b")
+    graph = b.build([b.op("nn.conv2d", x, w, b_, padding=[1, 1], layout="NHWC")])
+    compiled = dlc.compile(graph, target="llvm", disable=["transform-layout"])
+    data = rng.standard_normal((1, 10, 12, 8)).astype(np.float32)
+    assert_close(compiled(data), run_graph(graph, data)[0], rtol=1e-4)
     text = traces(compiled)
-    assert 'layout="NHWC"' in compiled.show("graph")
-    assert "\"0/32,1,2,3,0%32\"" in text and "tile(v1_k, v1_l, 6, 32" in text  # 12 = 2 x 6 rows
+    assert "tile(v0_k, v0_l, 6, 32" in text  # 12 = 2 x 6 columns, 32 channels
+    # the input channel (contiguous in NHWC) becomes the innermost reduction loop, and
+    # the packed weight follows the loop order: O/32, KH, KW, I, 32
+    assert "reorder(v0_rk0, v0_rk1, v0_rc)" in text
+    assert '"0/32,2,3,1,0%32"' in text
 
 
 def test_depthwise_conv_is_left_to_the_general_rule() -> None:
