@@ -125,6 +125,9 @@ def measure(model: str, size: str, spec: str, policy: Policy) -> Result:
             spent += dt
         got = prepared.to_numpy(out)
         err = _max_rel_error(got, want)
+        if prepared.describe is not None:  # after timing, so it costs no measured time
+            extra = prepared.describe()
+            prepared.notes = "; ".join(x for x in (prepared.notes, extra) if x)
         runner.cleanup()
     except Unavailable as exc:  # this model cannot run on this runner here: say why
         base.reason = str(exc)

@@ -71,6 +71,11 @@ def markdown(run: dict[str, Any]) -> str:
                  f"threads, on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores), "
                  f"{run.get('date', '')}. Speed-up is PyTorch eager's median over the "
                  "runner's, measured in the same run.")
+    notes = [f"- {m} / {labels[r]}: {cells[(m, r)]['notes']}" for m in models for r in runners
+             if (m, r) in cells and cells[(m, r)]["status"] == "ok"
+             and cells[(m, r)].get("notes")]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
     return "\n".join(lines) + "\n"
 
 

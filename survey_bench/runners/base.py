@@ -29,6 +29,7 @@ class Prepared:
     inputs: tuple[Any, ...]  # the inputs in the form `call` wants
     to_numpy: Any  # outputs -> tuple of NumPy arrays (for the error check)
     notes: str = ""  # e.g. tuning trials and time
+    describe: Any = None  # () -> str, called after the timed runs (untimed): more notes
 
 
 class Runner:

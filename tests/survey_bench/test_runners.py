@@ -224,3 +224,18 @@ def test_command_line_refuses_negative_trials() -> None:
 
     with pytest.raises(SystemExit):
         main(["--tune", "-1"])
+
+
+def test_dlc_runner_reports_its_largest_kernels() -> None:
+    result = measure("aica_cnn", "tiny", "dlc-llvm-O3", POLICY)
+    assert result.status == "ok", result.reason
+    assert result.max_rel_error is not None and result.max_rel_error < 1e-4
+    assert "largest GEMM k" in result.notes and "largest conv k" in result.notes
+    assert "GFLOP/s" in result.notes
+
+
+def test_markdown_lists_runner_notes() -> None:
+    run = fake_run()
+    run["results"][2]["notes"] = "largest conv k3 0.1 GFLOP at 150 GFLOP/s"
+    table = report.markdown(run)
+    assert "- kge_transe / dlc llvm O3: largest conv k3 0.1 GFLOP at 150 GFLOP/s" in table
