@@ -191,14 +191,21 @@ class VectorLowering:
         return self.b.add(self.widen(self.expr(base)), step)
 
     # -- memory ------------------------------------------------------------------------------
-    def contiguous(self, buf: Buffer, indices: Sequence[Expr]) -> tuple[Expr, ...] | None:
-        """Lane 0's indices when the lanes touch consecutive elements of `buf`, else None."""
+    def contiguous(self: KernelEmitter, buf: Buffer, indices: Sequence[Expr]
+                   ) -> tuple[Expr, ...] | None:
+        """Lane 0's indices when the lanes touch consecutive elements of `buf`, else None.
+
+        An index read from memory under a mask (`x[idx[e], j]` in a guarded tail) is
+        loaded per lane, so its lanes cannot be assumed equal: such an access gathers."""
         v = self.vector_var
         assert v is not None
         coeffs = [coefficient(i, v) for i in indices]
         if not coeffs or coeffs[-1] != 1 or any(c != 0 for c in coeffs[:-1]):
             return None
-        return tuple(lane_zero(i, v) for i in indices)
+        first = tuple(lane_zero(i, v) for i in indices)
+        if self.mask is not None and any(is_vector(self.expr(i)) for i in first):
+            return None
+        return first
 
     def load_lanes(self: KernelEmitter, e: Expr) -> ir.Value:
         buf, indices = e.args[0], e.args[1:]
