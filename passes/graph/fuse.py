@@ -48,7 +48,9 @@ class Fuse(GraphPass):
       elementwise producers);
     * injective ops (reshape, slice, ...) fuse into an injective-or-lighter consumer, in
       a second phase so that out_fusable ops finish fusing first;
-    * reductions end their group; opaque ops are never fused.
+    * reductions end their group after an elementwise epilogue (a norm's activation), in
+      the second phase, so that elementwise ops fuse into a reduction consumer first;
+      opaque ops are never fused.
 
     The result is the same graph with each group's nodes contiguous, and a `FusionPlan`
     in `ctx.fusion_plan`; every edge left between two groups is logged with the rule
@@ -239,8 +241,16 @@ class _Partitioner:
                 self.reason[i] = "injective ops fuse in the second phase"
                 return
             self._try(i, d, between, lambda k, sink: _le(k, INJ), "the path")
-        else:
-            self.reason[i] = ("a reduction ends its group: only its producers fuse into it")
+        elif phase == 1 and path == EW:
+            # a norm's or softmax's activation: computed as the row is written (phase 1,
+            # so that elementwise ops first fuse into a reduction that consumes them)
+            self._try(i, d, between, lambda k, sink: _le(k, BCAST), "its epilogue")
+            if not self.reason[i]:
+                root = self.find(d)
+                self.pattern[root] = combine(self.pattern[root], RED)
+        elif phase == 1:
+            self.reason[i] = ("a reduction ends its group: only its producers and an "
+                              "elementwise epilogue fuse into it")
 
     def _try(self, i: int, d: int, between: list[int], ok: PathCondition, what: str) -> None:
         blocker = self._blocker(d, between, ok)

@@ -27,6 +27,9 @@ rules_algebra = RuleSet([
     Rule("x - 0 -> x", P.op("ew.sub", x, P.const(0)), lambda x: x),
     Rule("x / 1 -> x", P.op("ew.div", x, P.const(1)), lambda x: x),
     Rule("x ** 1 -> x", P.op("ew.pow", x, P.const(1)), lambda x: x),
+    # x * x is x² rounded once, as a correctly rounded pow is; no libm call per element
+    Rule("x ** 2 -> x * x", P.op("ew.pow", x, P.const(2)),
+         lambda x, b: b.op("ew.mul", x, x)),
     Rule("-(-x) -> x", P.op("ew.neg", P.op("ew.neg", x)), lambda x: x),
     Rule("where(c, x, x) -> x", P.op("ew.where", P.var("c"), x, x), lambda x: x),
 ])

@@ -27,6 +27,8 @@ from typing import Any
 from dlc.ir.tensor.stmt import For, LoopKind, PrimFunc, Store, walk
 from dlc.passes.tensor import schedule_dataflow as dataflow
 from dlc.passes.tensor import schedule_loops as loops_
+from dlc.passes.tensor import schedule_rfactor as rfactor_
+from dlc.passes.tensor import schedule_unswitch as unswitch_
 from dlc.passes.tensor.schedule_analysis import check_annotations
 from dlc.passes.tensor.schedule_nest import (
     ScheduleError,
@@ -401,3 +403,77 @@ class Schedule:
         """
         return self._apply("pack", (buffer, layout), f"{buffer}, {layout!r}",
                            lambda f: dataflow.pack(f, buffer, layout))
+
+    def rfactor(self, loop: str, factor: int) -> tuple[str, str, str]:
+        """Split the innermost reduction loop `loop` by `factor` and give each position of
+        the inner loop its own partial accumulator, combined after the reduction: the
+        inner loop's iterations become independent, so it can be vectorized.
+
+        `loop` must hold only the update `acc = acc op x` (op: +, *, max, min) of a local
+        accumulator that no loop between its allocation and `loop` indexes. Returns
+        (outer loop, inner loop, partials buffer); the partials are set to the combiner's
+        identity by `<inner>_init` and folded into the accumulator by `<inner>_red`.
+
+        Before:
+            for i in 0..2 {
+              S_acc: f32[1] local
+              S_acc[0] = 0.0
+              for r in 0..3 {
+                S_acc[0] = S_acc[0] + X[i, r]
+              }
+              S[i] = S_acc[0]
+            }
+
+        After rfactor(r, 2) -> r_o, r_i, S_acc_rf:
+            for i in 0..2 {
+              S_acc: f32[1] local
+              S_acc[0] = 0.0
+              S_acc_rf: f32[2] local
+              for r_i_init in 0..2 {
+                S_acc_rf[r_i_init] = 0.0
+              }
+              for r_o in 0..2 {
+                for r_i in 0..2 {
+                  if r_o * 2 + r_i < 3 {
+                    S_acc_rf[r_i] = S_acc_rf[r_i] + X[i, r_o * 2 + r_i]
+                  }
+                }
+              }
+              for r_i_red in 0..2 {
+                S_acc[0] = S_acc[0] + S_acc_rf[r_i_red]
+              }
+              S[i] = S_acc[0]
+            }
+        """
+        return self._apply("rfactor", (loop, factor), loop,
+                           lambda f: rfactor_.rfactor(f, loop, factor))
+
+    def unswitch(self, loop: str) -> None:
+        """Hoist each select in the body of `loop` whose condition does not change inside
+        that body (it uses no loop inside it, and no memory) into an if/else around the
+        body: one copy of the body per branch, each with the select replaced by its arm.
+        Loops in the else-copies get new names. A concatenation then loads one input per
+        element instead of all of them.
+
+        Before:
+            for i in 0..2 {
+              for j in 0..3 {
+                C[i, j] = select(i < 1, A[min(i, 0), j], B[max(i - 1, 0), j])
+              }
+            }
+
+        After unswitch(i):
+            for i in 0..2 {
+              if i < 1 {
+                for j in 0..3 {
+                  C[i, j] = A[min(i, 0), j]
+                }
+              } else {
+                for j_1 in 0..3 {
+                  C[i, j_1] = B[max(i - 1, 0), j_1]
+                }
+              }
+            }
+        """
+        return self._apply("unswitch", (loop,), loop,
+                           lambda f: (unswitch_.unswitch(f, loop), None))

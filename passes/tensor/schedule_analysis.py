@@ -222,9 +222,11 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
     """
     local = {s.buffer for s in walk(region) if isinstance(s, Allocate)}
     varying = dict(loops)
+    inner: dict[Expr, Expr] = {}
     for s in walk(region):
         if isinstance(s, For):
             varying[s.var.name] = s.extent.value if s.extent.is_const else None
+            inner[s.var] = s.extent
     accesses: dict[Buffer, list[tuple[Expr, ...]]] = {}
     for s in walk(region):
         if isinstance(s, Store) and s.buffer not in local:
@@ -235,6 +237,11 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
         buf, idx = ld.args[0], tuple(ld.args[1:])
         if buf in accesses and idx not in accesses[buf]:
             accesses[buf].append(idx)
+    for buf, idxs in accesses.items():  # copies of one nest (an unswitched body) count once
+        seen: dict[tuple[Expr, ...], tuple[Expr, ...]] = {}
+        for idx in idxs:
+            seen.setdefault(_renamed_apart(idx, inner), idx)
+        accesses[buf] = list(seen.values())
     out: dict[Buffer, set[str]] = {}
     for buf, idxs in accesses.items():
         if len(idxs) > 1:
@@ -254,6 +261,20 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
                                    f"elements of {_index_text(buf, idx)}")
         out[buf] = reduced
     return out
+
+
+def _renamed_apart(idx: tuple[Expr, ...], inner: dict[Expr, Expr]) -> tuple[Expr, ...]:
+    """`idx` with the variables of loops inside the region renamed by their order of first
+    use and their extent: two copies of a nest whose loops differ only in name (the
+    branches of an unswitch) access the same elements in each iteration around them."""
+    from dlc.ir.tensor.expr import subexprs, substitute, var
+
+    mapping: dict[Expr, Expr] = {}
+    for i in idx:
+        for x in subexprs(i):
+            if x.op == "var" and x in inner and x not in mapping:
+                mapping[x] = var(f"#{len(mapping)}:{inner[x]}")
+    return tuple(substitute(i, mapping) for i in idx) if mapping else idx
 
 
 def stmt_loads_in(e: Expr) -> bool:

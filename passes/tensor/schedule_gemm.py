@@ -42,7 +42,7 @@ from dlc.passes.tensor.schedule import Schedule, ScheduleError
 from dlc.passes.tensor.schedule_analysis import linear_terms
 
 LANES = 16  # float32 lanes of one AVX-512 register
-ROW_CHOICES = {2: (8, 7, 6), 1: (12, 14, 8, 7)}  # MR per NV that divide the rows, else MAX_ROWS shifted
+ROW_CHOICES = {2: (8, 7, 6), 1: (12, 14, 8, 7)}  # MR that divide the rows; else MAX_ROWS
 MAX_ROWS = {2: 8, 1: 12}
 MIN_PACK_ROWS = 64  # rows that must reuse a packed activation to pay for its copy
 MIN_PARALLEL_WORK = 1 << 15  # innermost iterations a nest needs before forking pays

@@ -4,13 +4,17 @@ Every kernel is a sequence of loop nests (one per materialized tensor). Each nes
 classified and scheduled with the primitives of `Schedule`, so the result is an ordinary,
 printable, replayable trace:
 
-* **reduction nests** (GEMM-like: matmul, linear, conv, and the row statistics of norms
-  and softmax): the innermost spatial loop is split by the vector width and its
-  accumulator becomes a register tile (`cache_write`), so the reduction loops run outside
-  a `<16 x float>` inner loop of independent accumulators — the FMA-friendly order of
-  every BLAS micro-kernel; the tile's init and write-back loops are vectorized too;
+* **reduction nests** (GEMM-like: matmul, linear, conv): the innermost spatial loop is
+  split by the vector width and its accumulator becomes a register tile (`cache_write`),
+  so the reduction loops run outside a `<16 x float>` inner loop of independent
+  accumulators — the FMA-friendly order of every BLAS micro-kernel (schedule_gemm.py);
+* **row reductions** (softmax, norms, means: the reduction reads along a contiguous row):
+  the reduction loop itself is vectorized with `rfactor`, and a kernel of row statistics
+  plus the elementwise nest that reads them becomes one parallel loop over rows
+  (`compute_at`; schedule_rows.py);
 * **elementwise / injective nests**: the innermost loop is split by the vector width and
-  vectorized (a guarded tail when the extent is not a multiple);
+  vectorized, and a select whose condition is fixed inside a loop (a concatenation) is
+  unswitched there (schedule_injective.py);
 * **both**: the outermost loop runs in parallel (fused with the next one when it has
   fewer iterations than threads, as a batch of 1 does); inner loops of extent <= 4 that
   remain serial are unrolled.
@@ -58,17 +62,25 @@ def default_schedule(func: PrimFunc, threads: int = 2,
     them costs nothing at run time, since the backend packs it once at compile time.
     """
     from dlc.passes.tensor.schedule_gemm import schedule_gemm
+    from dlc.passes.tensor.schedule_injective import schedule_injective
+    from dlc.passes.tensor.schedule_rows import schedule_row_reduction, schedule_rows
 
     sch = Schedule(func)
     report = ScheduleReport(func.name)
-    for store_buffer, is_reduction in _nests(sch.func):
+    nests = _nests(sch.func)
+    if schedule_rows(sch, nests, threads, report):
+        _unroll_small(sch, report)
+        return sch, report
+    for store_buffer, is_reduction in nests:
         try:
             if is_reduction and schedule_gemm(sch, store_buffer, threads, report, constants):
+                _unroll_small(sch, report)
+            elif is_reduction and schedule_row_reduction(sch, store_buffer, threads, report):
                 _unroll_small(sch, report)
             elif is_reduction:
                 _schedule_reduction(sch, store_buffer, threads, report)
             else:
-                _schedule_elementwise(sch, store_buffer, threads, report)
+                schedule_injective(sch, store_buffer, threads, report)
         except ScheduleError as err:  # a rule that does not fit this nest: keep going
             report.skipped.append(f"{store_buffer}: {err}")
     return sch, report
@@ -206,33 +218,6 @@ def _has_indirect_load(e: Expr) -> bool:
 
 def _loads(e: Expr) -> bool:
     return e.op == "load" or any(_loads(c) for c in children(e))
-
-
-def _vectorize_inner(sch: Schedule, loop: str, report: ScheduleReport) -> str | None:
-    if _indirect(sch, loop):
-        report.skipped.append(f"vectorize({loop}): reads through loaded indices")
-        return None
-    extent = _extent(sch, loop)
-    if extent is None or extent < VECTOR_LANES // 2:
-        return None
-    if extent <= VECTOR_LANES:
-        sch.vectorize(loop)
-        return loop
-    _, inner = sch.split(loop, VECTOR_LANES)
-    sch.vectorize(inner)
-    return inner
-
-
-def _schedule_elementwise(sch: Schedule, buffer: str, threads: int,
-                          report: ScheduleReport) -> None:
-    loops = sch.loops(buffer)
-    if not loops:
-        return
-    try:
-        _vectorize_inner(sch, loops[-1], report)
-    except ScheduleError as err:
-        report.skipped.append(str(err))
-    _parallel_outer(sch, sch.loops(buffer)[: max(1, len(loops) - 1)], threads, report)
 
 
 def _schedule_reduction(sch: Schedule, buffer: str, threads: int,

@@ -24,7 +24,8 @@ from dlc.ir.tensor.stmt import PrimFunc
 from dlc.passes.tensor.schedule_nest import ScheduleError, is_identifier
 
 PRIMITIVES = ("split", "reorder", "fuse", "tile", "vectorize", "unroll", "parallel",
-              "compute_at", "inline", "cache_write", "pack")
+              "compute_at", "inline", "cache_write", "pack", "rfactor",
+              "unswitch")
 
 Arg = str | int
 

@@ -79,21 +79,24 @@ def test_a_residual_add_joins_its_convs_group() -> None:
     ]
 
 
-def test_softmax_is_not_split_and_takes_its_elementwise_producer() -> None:
+def test_softmax_is_not_split_and_takes_its_elementwise_producer_and_epilogue() -> None:
     _, plan, ctx = fuse("""
         graph @f(%x: f32[4, 16], %w: f32[16, 16]) -> (f32[4, 16]) {
           %0 = linalg.matmul(%x, %w) : f32[4, 16]
           %1 = ew.mul(%0, const(0.25) : f32[]) : f32[4, 16]
           %2 = nn.softmax(%1, axis=-1) : f32[4, 16]
           %3 = ew.exp(%2) : f32[4, 16]
-          return %3
+          %4 = linalg.matmul(%3, %w) : f32[4, 16]
+          return %4
         }""")
-    assert kinds(plan) == [["linalg.matmul", "ew.mul"], ["nn.softmax"], ["ew.exp"]]
+    assert kinds(plan) == [["linalg.matmul", "ew.mul"], ["nn.softmax", "ew.exp"],
+                           ["linalg.matmul"]]
+    assert plan.groups[1].kind.value == "reduction"
     assert [r.message for r in ctx.fusion_refusals()] == [
         "cannot fuse %1 ew.mul with %2 nn.softmax: reduction consumer after out_fusable "
         "(only an elementwise epilogue fuses into a conv or matmul)",
-        "cannot fuse %2 nn.softmax with %3 ew.exp: a reduction ends its group: "
-        "only its producers fuse into it",
+        "cannot fuse %3 ew.exp with %4 linalg.matmul: a reduction ends its group: only its "
+        "producers and an elementwise epilogue fuse into it",
     ]
     _, plan, _ = fuse("""
         graph @f(%x: f32[4, 16]) -> (f32[4, 16]) {

@@ -36,6 +36,15 @@ CASES = [
           %0 = ew.exp(%x) : f32[4]
           return %0
         }"""),
+    (["x ** 2 -> x * x"], """
+        graph @f(%x: f32[4]) -> (f32[4]) {
+          %0 = ew.pow(%x, const(2.0) : f32[]) : f32[4]
+          return %0
+        }""", """
+        graph @f(%x: f32[4]) -> (f32[4]) {
+          %0 = ew.mul(%x, %x) : f32[4]
+          return %0
+        }"""),
     (["-(-x) -> x", "relu(relu(x)) -> relu(x)", "abs(abs(x)) -> abs(x)",
       "where(c, x, x) -> x"], """
         graph @f(%x: f32[4], %c: bool[4]) -> (f32[4]) {

@@ -15,7 +15,7 @@ import pytest
 from dlc.errors import DLCError
 from dlc.ir.dtypes import f32
 from dlc.ir.tensor.compute import compute, placeholder, reduce, reduce_axis
-from dlc.ir.tensor.expr import call, max_, var
+from dlc.ir.tensor.expr import call, compare, max_, min_, select, var
 from dlc.ir.tensor.interpreter import run_func
 from dlc.ir.tensor.lower import lower_tensors
 from dlc.ir.tensor.stmt import PrimFunc
@@ -94,6 +94,21 @@ def row_max_sub_and_double(m: int = 2, n: int = 3) -> PrimFunc:
     return lower_tensors("two_outputs", [x], [y, z])
 
 
+def row_sum(m: int = 2, n: int = 3) -> PrimFunc:
+    x = placeholder((m, n), f32, "X")
+    r = reduce_axis(n, "r")
+    s = compute((m,), lambda i: reduce("sum", x[i, r], [r]), "S", axis_names=("i",))
+    return lower_tensors("row_sum", [x], [s])
+
+
+def concat_rows(n: int = 3) -> PrimFunc:
+    """C = concat([A, B]) along the rows: a select on the row index."""
+    a, b = placeholder((1, n), f32, "A"), placeholder((1, n), f32, "B")
+    c = compute((2, n), lambda i, j: select(compare("lt", i, 1), a[min_(i, 0), j],
+                                            b[max_(i - 1, 0), j]), "C", axis_names=("i", "j"))
+    return lower_tensors("concat_rows", [a, b], [c])
+
+
 def softmax(m: int = 2, n: int = 3) -> PrimFunc:
     x = placeholder((m, n), f32, "X")
     r1, r2 = reduce_axis(n, "r"), reduce_axis(n, "r")
@@ -152,6 +167,8 @@ DOC_EXAMPLES = {
     "inline": (scale_add, "inline(B)"),
     "cache_write": (matmul, "cache_write(C, i) -> C_local"),
     "pack": (lambda: elementwise_2d(2, 4), 'pack(A, "1/2,0,1%2") -> A_packed'),
+    "rfactor": (row_sum, "rfactor(r, 2) -> r_o, r_i, S_acc_rf"),
+    "unswitch": (concat_rows, "unswitch(i)"),
 }
 
 

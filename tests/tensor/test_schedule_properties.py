@@ -41,6 +41,7 @@ from dlc.passes.tensor.schedule_nest import (
 from dlc.passes.tensor.trace import Trace
 from dlc.testing import assert_close
 from tests.tensor.test_schedule import (
+    concat_rows,
     elementwise_2d,
     matmul,
     matmul_then_scale,
@@ -177,7 +178,7 @@ def test_race_checker_catches_a_parallel_reduction() -> None:
 @st.composite
 def kernels(draw: st.DrawFn) -> tuple[PrimFunc, dict[str, int]]:
     kind = draw(st.sampled_from(["elementwise", "matmul", "matmul_relu", "softmax",
-                                 "kept", "inline", "symbolic", "matmul_scale"]))
+                                 "kept", "inline", "symbolic", "matmul_scale", "concat"]))
     m, n, k = (draw(st.integers(1, 5)) for _ in range(3))
     if kind == "elementwise":
         return elementwise_2d(m, n), {}
@@ -191,6 +192,8 @@ def kernels(draw: st.DrawFn) -> tuple[PrimFunc, dict[str, int]]:
         return scaled_matmul(m, k, n), {}
     if kind == "matmul_scale":
         return matmul_then_scale(m, k, n), {}
+    if kind == "concat":
+        return concat_rows(n), {}
     return symbolic_2d(n), {"N": draw(st.integers(1, 6))}
 
 
@@ -231,10 +234,12 @@ def _step(draw: st.DrawFn, sch: Schedule) -> tuple[str, tuple]:
     factor = st.integers(1, 5)
     prim = draw(st.sampled_from(["split", "split", "reorder", "reorder", "fuse", "tile",
                                  "vectorize", "unroll", "parallel", "compute_at", "inline",
-                                 "cache_write", "pack"]))
+                                 "cache_write", "pack", "rfactor", "unswitch"]))
     any_buffer = draw(st.sampled_from(c["buffers"]))
     wild = draw(st.integers(0, 4)) == 0  # sometimes arguments at random, to be refused
     if prim == "split":
+        return prim, (draw(loop), draw(factor))
+    if prim == "rfactor":
         return prim, (draw(loop), draw(factor))
     if prim == "reorder":
         if len(loops) < 2:
@@ -248,7 +253,7 @@ def _step(draw: st.DrawFn, sch: Schedule) -> tuple[str, tuple]:
     if prim == "tile":
         x, y = (draw(loop), draw(loop)) if wild else draw(st.sampled_from(c["pairs"]))
         return prim, (x, y, draw(factor), draw(factor))
-    if prim in ("vectorize", "unroll", "parallel"):
+    if prim in ("vectorize", "unroll", "parallel", "unswitch"):
         return prim, (draw(loop),)
     if prim in ("compute_at", "cache_write"):
         if wild or not c[prim]:
