@@ -131,6 +131,13 @@ def tune(model_name: str, mod: Any, target: Any, work_dir: Path, trials: int) ->
     build imports `tvm.s_tir.tensor_intrin`, which takes over 20 s here, so under load
     every build hit the builder's 30 s timeout and no candidate was ever measured. Importing
     it in the workers' initializer (which has no timeout) avoids that.
+
+    The batch size is the other change: MetaSchedule measures up to `num_trials_per_iter`
+    (TVM's default: 64) candidates per task per round and visits the tasks round-robin
+    first, so with the default a budget under 64 x tasks leaves the later tasks untuned,
+    and an untuned kernel keeps TVM's naive default schedule (aica_cnn has 23 tasks: 736
+    trials would reach only about the first half of them). The batch is therefore
+    `trials // tasks` (8 to 64), so every task is measured once the budget allows 8 each.
     """
     import tvm
     from tvm import relax
@@ -148,7 +155,9 @@ def tune(model_name: str, mod: Any, target: Any, work_dir: Path, trials: int) ->
     builder = ms.builder.LocalBuilder(initializer=load_tensor_intrinsics)
     start = time.perf_counter()
     try:
+        tasks = len(ms.relax_integration.extract_tasks(prepared, target))
         ms.relax_integration.tune_relax(prepared, {}, target, str(work_dir), trials,
+                                        num_trials_per_iter=trials_per_round(trials, tasks),
                                         builder=builder)
     except Exception as err:
         raise RuntimeError(f"TVM MetaSchedule tuning ({trials} trials) failed on "
@@ -158,6 +167,11 @@ def tune(model_name: str, mod: Any, target: Any, work_dir: Path, trials: int) ->
         raise RuntimeError(f"TVM MetaSchedule tuned {model_name} for {trials} trials but no "
                            f"candidate built and ran; see {work_dir / 'logs'}")
     return spent
+
+
+def trials_per_round(trials: int, tasks: int) -> int:
+    """MetaSchedule's batch per task and round: the budget shared by the tasks, 8 to 64."""
+    return max(8, min(64, trials // max(tasks, 1)))
 
 
 def host_target(threads: int) -> Any:

@@ -114,6 +114,17 @@ def test_tvm_trials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         tuning_trials()
 
 
+def test_tvm_tuning_budget_is_shared_by_all_tasks() -> None:
+    """One round-robin round must reach every task: MetaSchedule's default batch (64)
+    would spend a 736-trial budget on about the first half of aica_cnn's 23 tasks."""
+    from survey_bench.runners.tvm import trials_per_round
+
+    assert trials_per_round(736, 23) == 32
+    assert trials_per_round(10_000, 23) == 64  # never above TVM's default batch
+    assert trials_per_round(100, 70) == 8  # never below 8 candidates per task
+    assert trials_per_round(5, 0) == 8
+
+
 # --- results schema and reports -------------------------------------------------------
 
 RESULT_KEYS = {"model", "size", "runner", "label", "status", "reason", "compile_s",
