@@ -33,7 +33,7 @@ import numpy as np
 from dlc.ir.symbolic import Dim, dim, dims_equal, floordiv
 from dlc.ir.tensor.compute import Tensor, reduce_axis
 from dlc.ir.tensor.context import LowerContext
-from dlc.ir.tensor.expr import Expr, compare, const, logical
+from dlc.ir.tensor.expr import Expr, compare, const, logical, min_
 from dlc.ir.tensor.index import guarded_load
 from dlc.ir.types import TensorType
 from dlc.ops.nn_window import channels_last, floordiv_nested, windows
@@ -198,11 +198,21 @@ class _Conv(OpDef):
         transposed: out[n, o, p] = sum_{c, k} x[n, g*Cg + c, i] * w[g*Cg + c, o % Og, k]
                     where i*s = p + pad - k*d (a tap counts only if s divides it)
         with g = o // Og. Positions outside the input read zero through a guarded load.
+
+        A strided transposed conv without dilation visits only the taps that count (the
+        sub-pixel, or phase, decomposition): k = (p + pad) % s + s*j and i = (p + pad) // s
+        - j for j < ceil(K / s) — a stride-2 4x4 kernel reads 2x2 taps per output, not 4x4
+        of which three quarters would multiply zeros.
         """
         last = channels_last(layout)
         c_axis = x.ndim - 1 if last else 1
         space = list(range(1, x.ndim - 1)) if last else list(range(2, x.ndim))
-        taps = [reduce_axis(kk, ctx.name(f"rk{a}")) for a, kk in enumerate(w.shape[2:])]
+        kernel = [kk.value if isinstance(kk, Expr) and kk.is_const else kk
+                  for kk in w.shape[2:]]
+        phase = self.transposed and all(d == 1 for d in dilation) and max(stride) > 1 \
+            and all(isinstance(kk, int) for kk in kernel)
+        taps = [reduce_axis(-(-kk // s) if phase else kk, ctx.name(f"rk{a}"))
+                for a, (kk, s) in enumerate(zip(kernel, stride))]
         cg = x.shape[c_axis] // groups if self.transposed else w.shape[1]
         og = w.shape[1] if self.transposed else w.shape[0] // groups
         rc = reduce_axis(cg, ctx.name("rc"))
@@ -214,7 +224,20 @@ class _Conv(OpDef):
             index = [n] * x.ndim
             index[c_axis] = c
             ok, checked = const(True), []
+            taps_at = tuple(r.var for r in taps)
+            if phase:
+                taps_at = ()
+                for a, p, r, s, pad, kk in zip(space, pos, taps, stride, padding, kernel):
+                    k = (p + pad) % s + r.var * s
+                    index[a] = (p + pad) // s - r.var
+                    checked.append(a)
+                    if kk % s:  # the last phase has fewer taps: past the kernel reads 0
+                        ok = logical("and", ok, compare("lt", k, kk))
+                        k = min_(k, kk - 1)
+                    taps_at += (k,)
             for a, p, r, s, pad, d in zip(space, pos, taps, stride, padding, dilation):
+                if phase:
+                    break
                 if not self.transposed:
                     index[a] = p * s - pad + r.var * d
                     if pad > 0:  # without padding every window lies inside the input
@@ -226,7 +249,6 @@ class _Conv(OpDef):
                 index[a] = num // s
                 checked.append(a)
             xv = guarded_load(x, index, checked, 0, ok)
-            taps_at = tuple(r.var for r in taps)
             if self.transposed:
                 wv = w[(c, o if groups == 1 else o % og, *taps_at)]
             else:
