@@ -21,7 +21,7 @@ PEERS: dict[str, tuple[str, str]] = {
     "xla": ("survey_bench.runners.xla", "XLARunner"),
 }
 
-DEFAULT_RUNNERS = ("eager", "torch-compile", "onnxruntime", "xla", "tvm-untuned",
+DEFAULT_RUNNERS = ("eager", "torch-compile", "onnxruntime", "xla", "tvm-untuned", "tvm-tuned",
                    "dlc-llvm-O3")
 
 
