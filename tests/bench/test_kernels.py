@@ -91,8 +91,11 @@ def test_conv2d(benchmark, record, impl, n, c, h, w, cout, groups):
     kind = "depthwise " if groups > 1 else ""
     benchmark.group = f"conv2d {kind}{n}x{c}x{h}x{w} 3x3 {cout}"
     x, wt = rand(n, c, h, w), rand(cout, c // groups, 3, 3, seed=1) * 0.1
-    run(benchmark, record, impl, lambda a, b: F.conv2d(a, b, padding=1, groups=groups),
-        lambda a, b: numpy_conv(a, b, groups), [x, wt],
+    # the weight is the layer's parameter, as in a model (dlc packs it at compile time)
+    conv = torch.nn.Conv2d(c, cout, 3, padding=1, groups=groups, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(wt))
+    run(benchmark, record, impl, conv.eval(), lambda a: numpy_conv(a, wt, groups), [x],
         2 * n * cout * h * w * (c // groups) * 9)
 
 
