@@ -19,16 +19,15 @@ pre-packing, "alter op layout").
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from dlc.ir.graph import Constant
-from dlc.ir.tensor.stmt import Allocate, Seq, Stmt
+from dlc.ir.tensor.stmt import Allocate, Seq, seq, walk
 from dlc.passes.tensor.lower_group import LoweredGroup
 from dlc.passes.tensor.schedule_dataflow import parse_layout
-from dlc.passes.tensor.schedule_nest import map_children, stmt_loads, stores_to
+from dlc.passes.tensor.schedule_nest import replace, stmt_loads, stores_to
 
 PackCache = dict[tuple[int, str], Constant]  # (id of the constant, layout) -> packed
 
@@ -68,21 +67,13 @@ def fold_constant_packs(group: LoweredGroup, trace: Any, cache: PackCache) -> Lo
         const = bound.get(source) if source is not None else None
         if not isinstance(const, Constant):
             continue
-        packed_buf = None
-
-        def drop_copy(s: Stmt, name: str = step.outputs[0]) -> Stmt | None:
-            nonlocal packed_buf
-            if isinstance(s, Allocate) and s.buffer.name == name:
-                packed_buf = s.buffer
-                body = s.body
-                assert isinstance(body, Seq) and stores_to(body.stmts[0], s.buffer)
-                rest = body.stmts[1:]
-                return rest[0] if len(rest) == 1 else Seq(tuple(rest))
-            return None
-
-        body = _rewrite(func.body, drop_copy)
-        if packed_buf is None:
+        alloc = next((x for x in walk(func.body)
+                      if isinstance(x, Allocate) and x.buffer.name == step.outputs[0]), None)
+        if alloc is None:
             continue  # a later primitive moved the copy: keep packing at run time
+        packed_buf = alloc.buffer
+        assert isinstance(alloc.body, Seq) and stores_to(alloc.body.stmts[0], packed_buf)
+        body = replace(func.body, alloc, seq(*alloc.body.stmts[1:]))  # drop the copy loop
         key = (id(const), layout)
         if key not in cache:
             cache[key] = Constant.of(pack_array(np.asarray(const.data), layout),
@@ -98,11 +89,3 @@ def fold_constant_packs(group: LoweredGroup, trace: Any, cache: PackCache) -> Lo
         n_in = len(inputs)
         bound[packed_buf] = packed_const
     return group
-
-
-def _rewrite(s: Stmt, fn: Callable[[Stmt], Stmt | None]) -> Stmt:
-    """`s` with the first statement `fn` rewrites (top-down) replaced."""
-    new = fn(s)
-    if new is not None:
-        return new
-    return map_children(s, lambda c: _rewrite(c, fn))

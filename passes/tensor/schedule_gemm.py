@@ -36,10 +36,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlc.ir.tensor.expr import Expr, children, free_vars
+from dlc.ir.tensor.expr import Expr, free_vars
 from dlc.ir.tensor.stmt import Buffer, For, Store, walk
 from dlc.passes.tensor.schedule import Schedule, ScheduleError
 from dlc.passes.tensor.schedule_analysis import linear_terms
+from dlc.passes.tensor.schedule_nest import loads_of
+from dlc.passes.tensor.schedule_rules import _extent
 
 LANES = 16  # float32 lanes of one AVX-512 register
 ROW_CHOICES = {2: (8, 7, 6), 1: (12, 14, 8, 7)}  # MR that divide the rows; else MAX_ROWS
@@ -66,7 +68,7 @@ def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
     if update is None:
         return False
     reduce_vars = _reduction_vars(sch, spatial)
-    operands = [e for e in _loads(update.value)
+    operands = [e for e in loads_of(update.value)
                 if e.args[0].scope != "local" and free_vars(e) & reduce_vars]
     if len({e.args[0] for e in operands}) < 2:
         return False  # one array summed (a norm's statistics): not a product of two
@@ -178,7 +180,7 @@ def _order_reduction(sch: Schedule, inner_spatial: str, lane: str) -> list[str]:
     update = _update(sch, inner_spatial)
     if update is None or len(loops) < 2:
         return loops
-    streams = [r for r in loops for e in _loads(update.value)
+    streams = [r for r in loops for e in loads_of(update.value)
                if e.args[0].scope != "local" and _lane_access(e, lane) == "broadcast"
                and _lane_access(e, r) == "contiguous"]
     if not streams or streams[0] == loops[-1]:
@@ -196,7 +198,7 @@ def _dims_by_loop_order(sch: Schedule, buf: Buffer, lane_dim: int, loops: list[s
     """B's dims other than the lane's, ordered like the reduction loops that index them
     (dims no reduction loop indexes first), so the packed panel is read front to back."""
     index = next(e.args[1:] for s in walk(sch.func.body) if isinstance(s, Store)
-                 for e in _loads(s.value) if e.args[0] is buf)
+                 for e in loads_of(s.value) if e.args[0] is buf)
     def rank(d: int) -> int:
         names = free_vars(index[d])
         hits = [k for k, r in enumerate(loops) if r in names]
@@ -236,11 +238,6 @@ def _find(sch: Schedule, name: str) -> For | None:
                 None)
 
 
-def _extent(sch: Schedule, name: str) -> int | None:
-    loop = _find(sch, name)
-    return loop.extent.value if loop is not None and loop.extent.is_const else None
-
-
 def _work(sch: Schedule, name: str) -> int:
     loop = _find(sch, name)
     total = 1
@@ -270,19 +267,6 @@ def _reduction_vars(sch: Schedule, spatial: list[str]) -> set[str]:
     return {s.var.name for s in walk(nest.body) if isinstance(s, For)}
 
 
-def _loads(e: Expr) -> list[Expr]:
-    out, stack, seen = [], [e], set()
-    while stack:
-        x = stack.pop()
-        if x in seen:
-            continue
-        seen.add(x)
-        if x.op == "load":
-            out.append(x)
-        stack.extend(children(x))
-    return out
-
-
 def _lane_access(load: Expr, lane: str) -> str:
     """How a load's address moves along the lane loop: "broadcast" (not at all),
     "contiguous" (+1 in the last dim only) or "strided" (anything else, incl. nonlinear)."""
@@ -303,7 +287,7 @@ def _lane_access(load: Expr, lane: str) -> str:
 
 def _lane_access_any(sch: Schedule, buf: Buffer, lane: str) -> str:
     kinds = {_lane_access(e, lane) for s in walk(sch.func.body) if isinstance(s, Store)
-             for e in _loads(s.value) if e.args[0] is buf}
+             for e in loads_of(s.value) if e.args[0] is buf}
     return "strided" if "strided" in kinds else "contiguous"
 
 
@@ -336,7 +320,7 @@ def _lane_operand_loops(sch: Schedule, outer: str, lane: str, candidates: set[st
     nest = _find(sch, outer)
     for s in walk(nest) if nest is not None else ():
         if isinstance(s, Store) and s.buffer.scope == "local":
-            for e in _loads(s.value):
+            for e in loads_of(s.value):
                 if e.args[0].scope != "local" and lane in free_vars(e):
                     out |= free_vars(e) & candidates
     return out
