@@ -7,11 +7,14 @@ thread count, and the same warm-up and repetition policy.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import platform
 import resource
+import signal
 import statistics
+import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -68,8 +71,10 @@ def measure_in_worker(model: str, size: str, spec: str, policy: Policy) -> Resul
             if not proc.is_alive():
                 break
     proc.join(timeout=5)
-    if proc.is_alive():
-        proc.kill()
+    # The worker leads its own process group: this also ends what it started (TVM's
+    # builder and runner processes), which would otherwise outlive a timed-out worker.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
     if result is not None:
         return result
     status = "timeout" if time.monotonic() >= deadline else "failed"
@@ -79,12 +84,31 @@ def measure_in_worker(model: str, size: str, spec: str, policy: Policy) -> Resul
 
 
 def _worker(queue: Any, model: str, size: str, spec: str, policy: Policy) -> None:
+    os.setpgrp()
+    _exit_with_parent()
     threads = str(thread_count(policy))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = threads
     os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen=true "
                                        f"intra_op_parallelism_threads={threads}")
     queue.put(asdict(measure(model, size, spec, policy)))
+
+
+def _exit_with_parent() -> None:
+    """End this worker's process group when the harness that spawned it dies.
+
+    A harness killed by a signal runs no clean-up, and a worker outside the harness's
+    process group (see `_worker`) would go on for hours (a TVM tuning run) writing into
+    the same tuning log as the next run.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def measure(model: str, size: str, spec: str, policy: Policy) -> Result:
