@@ -36,6 +36,10 @@ PEER_CASES = [
     pytest.param("tvm-untuned", "aica_cnn", ("tvm",), id="tvm-untuned-cnn",
                  marks=pytest.mark.slow),
     pytest.param("xla", "aica_cnn", ("jax", "torchax"), id="xla-cnn", marks=pytest.mark.slow),
+    # buffers outside the state_dict (torchax's extract_jax failed on them), unbind,
+    # upsample_nearest2d; and index_add (gcn): the exported-program path and our rewrites
+    pytest.param("xla", "ddpm_unet", ("jax", "torchax"), id="xla-unet", marks=pytest.mark.slow),
+    pytest.param("xla", "gcn", ("jax", "torchax"), id="xla-gcn", marks=pytest.mark.slow),
 ]
 
 
@@ -73,6 +77,15 @@ def test_onnxruntime_reports_a_sparse_model_unavailable() -> None:
     result = measure("gcn_sparse", "tiny", "onnxruntime", POLICY)
     assert result.status == "unavailable"
     assert "cannot be exported to ONNX" in result.reason
+
+
+def test_xla_reports_a_sparse_model_unavailable() -> None:
+    for package in ("jax", "torchax"):
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"package {package!r} is not installed")
+    result = measure_in_worker("gcn_sparse", "tiny", "xla", POLICY)
+    assert result.status == "unavailable"
+    assert "sparse tensor" in result.reason
 
 
 def test_tvm_tuned_without_a_log_is_unavailable(tmp_path: Path,
