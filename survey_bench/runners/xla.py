@@ -88,7 +88,7 @@ class XLARunner(Runner):
         def to_numpy(out: Any) -> tuple[Any, ...]:
             return tuple(np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(out))
 
-        return Prepared(call, args, to_numpy, notes="compile = trace + XLA compile")
+        return Prepared(call, args, to_numpy, notes="compile = torch.export + trace + XLA compile")
 
 
 def exported_to_jax(torchax: Any, module: Any, inputs: tuple[Any, ...]) -> tuple[Any, Any]:
