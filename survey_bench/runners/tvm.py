@@ -93,11 +93,12 @@ class TVMTunedRunner(_TVMRunner):
         if tuning_trials() > 0:
             return
         work_dir = tuning_dir(model_name, self.size)
+        where = _shown(work_dir)
         if not has_log(work_dir):
-            raise Unavailable(f"no tuning log in {work_dir}; run with --tune N")
+            raise Unavailable(f"no tuning log ({where}); run with --tune N")
         recorded = work_dir / TARGET_FILE
         if recorded.exists() and recorded.read_text().strip() != str(target):
-            raise Unavailable(f"the tuning log in {work_dir} is for target "
+            raise Unavailable(f"the tuning log in {where} is for target "
                               f"{recorded.read_text().strip()}, not {target}; "
                               "run with --tune N")
 
@@ -312,6 +313,12 @@ def _to_array(x: Any) -> Any:
     if hasattr(x, "detach"):
         return np.ascontiguousarray(x.detach().cpu().numpy())
     return np.asarray(x)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it: report cells stay short."""
+    root = Path(__file__).resolve().parents[2]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _first_line(err: BaseException) -> str:
