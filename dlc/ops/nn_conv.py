@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dlc.ir.symbolic import Dim, dim, dims_equal, floordiv
-from dlc.ir.tensor.compute import Tensor, reduce_axis
+from dlc.ir.tensor.compute import Reduce, Tensor, compute, reduce, reduce_axis
 from dlc.ir.tensor.context import LowerContext
 from dlc.ir.tensor.expr import Expr, compare, const, logical, min_
 from dlc.ir.tensor.index import guarded_load
@@ -216,6 +216,9 @@ class _Conv(OpDef):
         cg = x.shape[c_axis] // groups if self.transposed else w.shape[1]
         og = w.shape[1] if self.transposed else w.shape[0] // groups
         rc = reduce_axis(cg, ctx.name("rc"))
+        if not self.transposed and _pads_first(cg, kernel, padding, groups):
+            x = _padded(ctx, x, space, padding)
+            padding = (0,) * len(padding)
 
         def product(*out: Expr) -> Expr:
             n, o = out[0], (out[-1] if last else out[1])
@@ -261,6 +264,49 @@ class _Conv(OpDef):
 
         return reduce_then(ctx, "sum", product, [rc, *taps],
                            add_bias if bias is not None else None)
+
+
+PAD_FIRST_MIN_REDUCTION = 64  # taps x input channels that amortize a padded copy
+
+
+def _pads_first(cg: Any, kernel: Sequence[Any], padding: Sequence[int], groups: int) -> bool:
+    """Whether a padded conv reads a zero-padded copy of its input instead of guarding
+    each load: a select around every read of the GEMM's broadcast operand costs its
+    micro-kernel about a third of its speed, and the copy reads each input once where
+    the conv reads it `Cout * taps` times. Worth it for dense convs with a large
+    reduction, not for depthwise or grouped ones (few FLOPs per input element)."""
+    if groups != 1 or not any(padding):
+        return False
+    size = 1
+    for n in (cg, *kernel):
+        n = n.value if isinstance(n, Expr) and n.is_const else n
+        if not isinstance(n, int):
+            return False
+        size *= n
+    return size >= PAD_FIRST_MIN_REDUCTION
+
+
+def _padded(ctx: LowerContext, x: Tensor, space: Sequence[int], padding: Sequence[int]
+            ) -> Tensor:
+    """`x` with `padding[a]` zeros on both sides of each spatial axis `space[a]`, as a
+    materialized tensor (a sum over one element is never inlined into its reader):
+
+        xp[n, c, h, w] = select(0 <= h - ph < H && 0 <= w - pw < W, x[n, c, h - ph, w - pw], 0)
+    """
+    shape = list(x.shape)
+    for a, pad in zip(space, padding):
+        shape[a] = shape[a] + 2 * pad
+    one = reduce_axis(1, ctx.name("r1"))
+
+    def fill(*at: Expr) -> Reduce:
+        index = list(at)
+        checked = [a for a, pad in zip(space, padding) if pad]
+        for a, pad in zip(space, padding):
+            index[a] = at[a] - pad
+        return reduce("sum", guarded_load(x, index, checked, 0), [one])
+
+    name = ctx.name("padded")
+    return compute(shape, fill, name, axis_names=[f"{name}_{a}" for a in "ijklmnop"[:len(shape)]])
 
 
 def _conv_attrs(k: int, layouts: tuple[str, ...], transposed: bool) -> dict[str, Attr]:

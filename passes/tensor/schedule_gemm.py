@@ -12,8 +12,10 @@ so that it does (the `B` operand). The rule picks the lane loop with the fewest 
 * linear `y[i, j] += x[i, k] * W[j, k]`: `j`, with `W` packed `[N/NR, K, NR]` (the
   transpose and the panels in one copy);
 * conv `out[n, o, h, w] += x[n, c, h+r, w+s] * W[o, c, r, s]`: `o`, with `W` packed
-  `[O/NR, C, R, S, NR]` (padding makes the input's reads along `w` non-contiguous), and a
-  1x1 conv on a large image keeps `w`.
+  `[O/NR, C, R, S, NR]`, unless the image row fills two vectors as well as the channels
+  do (64 columns, 128 channels): then `w`, the input read in place, `W` broadcast. A
+  padded conv reads a zero-padded copy of its input (`dlc/ops/nn_conv.py`); guarded
+  reads along `w` would be non-contiguous.
 
 Packing a weight (a parameter bound to a graph constant) is free: the backend runs that
 pack once, at compile time (`passes/tensor/prepack.py`). Packing an activation is a copy
@@ -56,7 +58,7 @@ class _Plan:
     lane: str
     rows: str | None  # the register tile's row loop
     packs: tuple[tuple[Buffer, int], ...]  # (buffer, the dim the lane loop indexes)
-    score: tuple[int, float, int]
+    score: tuple[int, float, int, int]
 
 
 def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
@@ -98,7 +100,9 @@ def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer]
     `where[1]` iterations): the operands to pack, or None if some operand would have to
     be gathered, or nothing is reused across the lanes. Plans compare by the activations
     they must re-lay out at run time, then by how full their vectors are (56 columns fill
-    56 of 64 lanes, 64 channels all of them), then innermost first."""
+    56 of 64 lanes, 64 channels all of them), then by the register tile's width (a 16-wide
+    image fills one vector per row, 256 channels two: half the accumulators idle), then
+    innermost first."""
     broadcast = False
     strided = 0
     packs: dict[Buffer, int] = {}
@@ -120,9 +124,9 @@ def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer]
     if not broadcast:
         return None  # nothing is reused across lanes: not a GEMM
     pos, n = where
-    nr = LANES * (2 if n >= 2 * LANES else 1)
-    filled = n / (-(-n // nr) * nr)
-    return _Plan(lane, rows, tuple(packs.items()), (strided, -filled, -pos))
+    nv = 2 if n >= 2 * LANES else 1
+    filled = n / (-(-n // (LANES * nv)) * LANES * nv)
+    return _Plan(lane, rows, tuple(packs.items()), (strided, -filled, -nv, -pos))
 
 
 def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
@@ -209,25 +213,67 @@ def _dims_by_loop_order(sch: Schedule, buf: Buffer, lane_dim: int, loops: list[s
 
 def _parallel(sch: Schedule, loops: list[str], threads: int) -> None:
     """Fuse leading loops until there are a few blocks per thread, then run them in
-    parallel (if the nest has enough work to pay for the fork)."""
+    parallel (if the nest has enough work to pay for the fork).
+
+    Only loops of constant extent are fused: fusing a symbolic one (the batch `N`) leaves
+    `// N` and `% N` indices whose writes the independence check cannot prove distinct
+    (and a batch of 1 has nothing to share out). So when the constant loops hold a block
+    per thread, the symbolic ones move outside them first.
+
+        Before (conv, 128 channels):           After:
+          for j_o in 0..4:                       for i in 0..N:
+            for i in 0..N:                         parallel for j_o_k_fused in 0..256:
+              for k in 0..64:                        for l_o in 0..8: <micro-kernel>
+                for l_o in 0..8: <micro-kernel>
+    """
     if threads < 2 or not loops or _work(sch, loops[0]) < MIN_PARALLEL_WORK:
         return
-    outer = loops[0]
-    for nxt in loops[1:]:
-        n = _extent(sch, outer)
-        if n is None or n >= BLOCKS_PER_THREAD * threads:
-            break
+    symbolic = [name for name in loops if _extent(sch, name) is None]
+    constant = [name for name in loops if name not in symbolic]
+    blocks = _product(sch, constant)
+    start = 0
+    if symbolic and constant and blocks >= threads and loops[0] in symbolic:
+        start = len(symbolic)  # already outermost: parallelize the constant loops inside
+    elif symbolic and constant and blocks >= threads:
+        saved = _snapshot(sch)
         try:
-            outer = sch.fuse(outer, nxt)
-        except ScheduleError:
-            break
-    if (_extent(sch, outer) or 2) >= 2:
+            sch.reorder(*symbolic, *constant)
+            loops, start = [*symbolic, *constant], len(symbolic)
+        except ScheduleError:  # not a perfect nest: keep the order, fuse no symbolic loop
+            _restore(sch, saved)
+    band = [loops[start]]
+    while (len(band) < len(loops) - start and _extent(sch, band[-1]) is not None
+           and _product(sch, band) < BLOCKS_PER_THREAD * threads
+           and _extent(sch, loops[start + len(band)]) is not None):
+        band.append(loops[start + len(band)])
+    saved = _snapshot(sch)
+    for count in range(len(band), 0, -1):  # fewer fused loops if the fused one is refused
         try:
-            sch.parallel(outer)
+            outer = band[0]
+            for nxt in band[1:count]:
+                outer = sch.fuse(outer, nxt)
+            if (_extent(sch, outer) or 2) >= 2:
+                sch.parallel(outer)
+            return
         except ScheduleError:  # e.g. shifted row blocks overlap: not provably race-free
-            if outer != loops[0] or len(loops) < 2:
-                return
-            sch.parallel(loops[0]) if (_extent(sch, loops[0]) or 0) >= 2 else None
+            _restore(sch, saved)
+
+
+def _product(sch: Schedule, names: list[str]) -> int:
+    total = 1
+    for name in names:
+        total *= _extent(sch, name) or 1
+    return total
+
+
+def _snapshot(sch: Schedule) -> tuple[object, int]:
+    return sch.func, len(sch.trace.instructions)
+
+
+def _restore(sch: Schedule, saved: tuple[object, int]) -> None:
+    """Undo the primitives applied since `saved` (a schedule only ever moves forward)."""
+    sch.func = saved[0]  # type: ignore[assignment]
+    del sch.trace.instructions[saved[1]:]
 
 
 # -- analysis --------------------------------------------------------------------------------

@@ -74,9 +74,9 @@ def default_schedule(func: PrimFunc, threads: int = 2,
     for store_buffer, is_reduction in nests:
         try:
             if is_reduction and schedule_gemm(sch, store_buffer, threads, report, constants):
-                _unroll_small(sch, report)
+                _unroll_small(sch, report, store_buffer)
             elif is_reduction and schedule_row_reduction(sch, store_buffer, threads, report):
-                _unroll_small(sch, report)
+                _unroll_small(sch, report, store_buffer)
             elif is_reduction:
                 _schedule_reduction(sch, store_buffer, threads, report)
             else:
@@ -261,17 +261,24 @@ def _schedule_reduction(sch: Schedule, buffer: str, threads: int,
             report.skipped.append(str(err))
     outer_loops = sch.loops(buffer)
     _parallel_outer(sch, outer_loops[: max(1, len(outer_loops) - 1)], threads, report)
-    _unroll_small(sch, report)
+    _unroll_small(sch, report, buffer)
 
 
 def _has_loop(sch: Schedule, name: str) -> bool:
     return any(isinstance(s, For) and s.var.name == name for s in walk(sch.func.body))
 
 
-def _unroll_small(sch: Schedule, report: ScheduleReport) -> None:
+def _unroll_small(sch: Schedule, report: ScheduleReport, buffer: str | None = None) -> None:
+    """Unroll small innermost serial loops: of the nest writing `buffer` when given (the
+    nests after it are not scheduled yet, and the GEMM rule reorders their loops, which
+    an unrolled loop refuses), else of every nest."""
     from dlc.ir.tensor.stmt import LoopKind
 
-    for s in list(walk(sch.func.body)):
+    scope = sch.func.body
+    if buffer is not None:
+        scope = next((n for n in _top_level_nests(sch.func.body) if any(
+            isinstance(x, Store) and x.buffer.name == buffer for x in walk(n))), scope)
+    for s in list(walk(scope)):
         if (isinstance(s, For) and s.kind is LoopKind.SERIAL and s.extent.is_const
                 and 1 < s.extent.value <= UNROLL_LIMIT
                 and not any(isinstance(x, (For, IfThenElse)) for x in walk(s.body))):

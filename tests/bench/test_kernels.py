@@ -80,6 +80,7 @@ def numpy_conv(x, w, groups):
 
 CONVS = [  # (n, c, h, w, cout, groups)
     (1, 64, 56, 56, 64, 1),
+    (1, 128, 64, 64, 128, 1),  # a UNet's high-resolution level: lanes along the row
     (1, 128, 28, 28, 128, 1),
     (1, 128, 28, 28, 128, 128),
 ]
