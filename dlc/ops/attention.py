@@ -8,14 +8,26 @@ to re-discover from its matmul/softmax decomposition.
 Its fusion kind is OUT_FUSABLE: it contains matmuls and a softmax, so nothing fuses into
 it, but an elementwise consumer can run in its epilogue, as after a matmul.
 
-Lowering: five computes over the (broadcast) batch, each reduction materialized once:
+Lowering: computes over the (broadcast) batch, the query rows in blocks of RB
+(`row = min(ib * RB + ii, L - 1)`: a partial last block repeats row L - 1) and the keys
+padded to whole panels of PANEL (S' = S rounded up; padded keys are masked out), each
+reduction materialized once:
 
-    scores[b, i, j] = sum_e q[b, i, e] * k[b, j, e]
-    s(b, i, j)      = scores * scale (+ mask), or -inf where masked / causal (inlined)
-    top[b, i]       = max_j s(b, i, j)                  shift = top, or 0 if not finite
-    total[b, i]     = sum_j exp(s(b, i, j) - shift)
-    probs[b, i, j]  = exp(s(b, i, j) - shift) / (total > 0 ? total : 1)
-    out[b, i, e]    = sum_j probs[b, i, j] * v[b, j, e]
+    kt[b, jo, e, jl]     = k[b, min(jo * PANEL + jl, S - 1), e]   K^T in panels
+    scores[b, ib, ii, j] = sum_e q[b, row, e] * kt[b, j // PANEL, e, j % PANEL]
+    s(b, ib, ii, j)      = scores * scale (+ mask), or -inf where masked / causal / j >= S
+    top[b, ib, ii]       = max_j s                       shift = top, or 0 if not finite
+    exps[b, ib, ii, j]   = exp(s - shift)
+    total[b, ib, ii]     = sum_j exps
+    probs[b, ib, ii, j]  = exps * (1 / (total > 0 ? total : 1))
+    acc[b, ib, ii, e]    = sum_{j < S} probs[b, ib, ii, j] * v[b, j, e]
+    out[b, i, e]         = acc[b, i // RB, i % RB, e]
+
+(With fewer than MIN_PANEL_ROWS query rows, a decoding step, scores read k directly and
+the keys are not padded.) The blocks are what makes it fast: passes/tensor/
+schedule_attention.py computes every stage of a block inside one parallel loop over
+(batch, block), so a block's scores and probabilities stay in cache between the stages,
+as in flash attention; the panels let the scores' GEMM run without a tail guard.
 """
 
 from __future__ import annotations
@@ -30,9 +42,18 @@ from dlc.ir.dtypes import DType
 from dlc.ir.symbolic import dim, dims_equal, floordiv
 from dlc.ir.tensor.compute import Reduce, Tensor, compute, reduce, reduce_axis
 from dlc.ir.tensor.context import LowerContext, broadcast_load
-from dlc.ir.tensor.expr import Expr, call, cast, compare, const, logical, select
+from dlc.ir.tensor.expr import (
+    Expr,
+    call,
+    cast,
+    compare,
+    const,
+    logical,
+    min_,
+    select,
+)
 from dlc.ir.types import TensorType
-from dlc.ops.opmath import opmath_dtype, reduce_then, upcast, widen
+from dlc.ops.opmath import opmath_dtype, upcast, widen
 from dlc.ops.registry import (
     Attr,
     FusionKind,
@@ -114,10 +135,10 @@ class Sdpa(OpDef):
                 mask: Tensor | None = None, *, is_causal: bool,
                 scale: float | None) -> Tensor:
         batch = ctx.out_shape()[:-2]
-        rows, keys = q.shape[-2], k.shape[-2]
-        names = ctx.axis_names(len(batch) + 2)
+        rows, keys, emb = q.shape[-2], k.shape[-2], q.shape[-1]
+        block, blocks = row_blocks(rows)
+        names = ctx.axis_names(len(batch) + 3)
         wide = opmath_dtype(q.dtype)
-        emb = q.shape[-1]
         if scale is not None:
             factor = const(scale, wide)
         elif emb.is_const:
@@ -127,30 +148,65 @@ class Sdpa(OpDef):
 
         def at(t: Tensor, b: Sequence[Expr], *rest: Expr) -> Expr:
             """`t[*b, *rest]`, t's batch axes broadcast against the output's."""
-            dims = t.shape[:-2]
+            dims = t.shape[:-len(rest)]
             lead = [const(0) if d.is_const and d.value == 1 else b[len(b) - len(dims) + n]
                     for n, d in enumerate(dims)]
             return t[(*lead, *rest)]
 
+        def row(ib: Expr, ii: Expr) -> Expr:
+            """The query row of position ii of block ib (a partial last block repeats the
+            last row, so every block is full and its loads stay in bounds)."""
+            if blocks.is_const and blocks.value == 1:
+                return ii
+            return min_(ib * block + ii, rows - 1)
+
+        if rows.is_const and rows.value < MIN_PANEL_ROWS:
+            # a few query rows (decoding): each score is a dot product along a contiguous
+            # row of K, and a copy of K into panels would cost more than it saves
+            padded = keys
+
+            def key(b: Sequence[Expr], j: Expr, e: Expr) -> Expr:
+                return widen(at(k, b, j, e))
+        else:
+            # K^T in panels of PANEL keys, kt[b, jo, e, jl] = k[b, jo * PANEL + jl, e], the
+            # last one padded by repeating key S - 1 (masked out below): the GEMM's lanes
+            # read whole panel rows, no tail guard. A sum over one element materializes it.
+            padded = (keys + (PANEL - 1)) // PANEL * PANEL
+            one_k = reduce_axis(1, ctx.name("r1"))
+            kbatch = k.shape[:-2]
+            kt = compute((*kbatch, padded // PANEL, emb, const(PANEL)), lambda *bejl: reduce(
+                "sum", widen(k[(*bejl[:-3], min_(bejl[-3] * PANEL + bejl[-1], keys - 1),
+                                bejl[-2])]), [one_k]),
+                ctx.name("kpanels"), axis_names=ctx.axis_names(len(kbatch) + 3))
+
+            def key(b: Sequence[Expr], j: Expr, e: Expr) -> Expr:
+                return at(kt, b, j // PANEL, e, j % PANEL)
+
         re = reduce_axis(emb, ctx.name("re"))
-        rj = reduce_axis(keys, ctx.name("rj"))
+        rj = reduce_axis(padded, ctx.name("rj"))
+        blocked = (*batch, blocks, block)  # the scores' and probabilities' leading axes
+        clamp = not (keys.is_const and padded.is_const and keys.value == padded.value)
 
         def dot(*bij: Expr) -> Reduce:
-            b, i, j = bij[:-2], bij[-2], bij[-1]
-            return reduce("sum", widen(at(q, b, i, re.var)) * widen(at(k, b, j, re.var)), [re])
+            b, i, j = bij[:-3], row(*bij[-3:-1]), bij[-1]
+            return reduce("sum", widen(at(q, b, i, re.var)) * key(b, j, re.var), [re])
 
-        scores = compute((*batch, rows, keys), dot, ctx.name("scores"), axis_names=names)
+        scores = compute((*blocked, padded), dot, ctx.name("scores"), axis_names=names)
 
         def score(*bij: Expr) -> Expr:
+            i, j = row(*bij[-3:-1]), bij[-1]
             value = scores[bij] * factor
-            keep = compare("le", bij[-1], bij[-2]) if is_causal else const(True)
+            keep = compare("lt", j, keys) if clamp else const(True)  # a padded key?
+            at_j = min_(j, keys - 1) if clamp else j
+            if is_causal:
+                keep = logical("and", keep, compare("le", j, i))
             if mask is not None and mask.dtype == DType.bool:
-                keep = logical("and", keep, broadcast_load(mask, bij))
+                keep = logical("and", keep, broadcast_load(mask, (*bij[:-3], i, at_j)))
             elif mask is not None:
-                value = value + widen(broadcast_load(mask, bij))
+                value = value + widen(broadcast_load(mask, (*bij[:-3], i, at_j)))
             return select(keep, value, const(-math.inf, wide))
 
-        top = compute((*batch, rows), lambda *bi: reduce("max", score(*bi, rj.var), [rj]),
+        top = compute(blocked, lambda *bi: reduce("max", score(*bi, rj.var), [rj]),
                       ctx.name("max"), axis_names=names[:-1])
 
         def exp_shifted(*bij: Expr) -> Expr:
@@ -158,25 +214,58 @@ class Sdpa(OpDef):
             finite = logical("not", logical("or", call("isinf", m), call("isnan", m)))
             return call("exp", score(*bij) - select(finite, m, const(0, wide)))
 
-        total = compute((*batch, rows), lambda *bi: reduce("sum", exp_shifted(*bi, rj.var),
-                                                            [rj]),
+        # Sums over one element, so the exponentials and the probabilities are stored once
+        # (reductions are materialized): exp runs once per score, not once per output column.
+        one = reduce_axis(1, ctx.name("r1"))
+        exps = compute((*blocked, padded), lambda *bij: reduce("sum", exp_shifted(*bij), [one]),
+                       ctx.name("exps"), axis_names=names)
+        total = compute(blocked, lambda *bi: reduce("sum", exps[(*bi, rj.var)], [rj]),
                         ctx.name("sum"), axis_names=names[:-1])
 
         def prob(*bij: Expr) -> Expr:
             t = total[bij[:-1]]
-            return exp_shifted(*bij) / select(compare("gt", t, 0), t, 1)
+            return exps[bij] * (const(1, wide) / select(compare("gt", t, 0), t, 1))
 
-        # A sum over one element, so the probabilities are stored once (reductions are
-        # materialized) rather than recomputed, exp and all, for every output column.
-        one = reduce_axis(1, ctx.name("r1"))
-        probs = compute((*batch, rows, keys), lambda *bij: reduce("sum", prob(*bij), [one]),
+        probs = compute((*blocked, padded), lambda *bij: reduce("sum", prob(*bij), [one]),
                         ctx.name("probs"), axis_names=names)
 
-        def weighted(*bie: Expr) -> Expr:
-            b, i, e = bie[:-2], bie[-2], bie[-1]
-            return probs[(*b, i, rj.var)] * widen(at(v, b, rj.var, e))
+        rs = reduce_axis(keys, ctx.name("rs"))  # the real keys: no padded V rows
 
-        return reduce_then(ctx, "sum", weighted, [rj])
+        def weighted(*bie: Expr) -> Reduce:
+            b, e = bie[:-3], bie[-1]
+            return reduce("sum", probs[(*bie[:-1], rs.var)] * widen(at(v, b, rs.var, e)),
+                          [rs])
+
+        acc = compute((*blocked, v.shape[-1]), weighted, ctx.name("acc"), axis_names=names)
+
+        def unblocked(*bie: Expr) -> Expr:
+            i = bie[-2]
+            if blocks.is_const and blocks.value == 1:
+                return cast(acc[(*bie[:-2], const(0), i, bie[-1])], ctx.out_dtype())
+            return cast(acc[(*bie[:-2], i // block, i % block, bie[-1])], ctx.out_dtype())
+
+        return compute(ctx.out_shape(), unblocked, ctx.name(), axis_names=names[:-1])
+
+
+PANEL = 32  # keys per K^T panel: the GEMM micro-kernel's lanes (2 AVX-512 vectors)
+MIN_PANEL_ROWS = 8  # fewer query rows read K as it is (a copy would not pay for itself)
+ROW_BLOCK = 64  # most query rows per block: a block's scores (64 x S floats) stay in L2
+SYMBOLIC_ROW_BLOCK = 8  # a block of rows of unknown count: at most 7 repeated rows
+
+
+def row_blocks(rows: Expr) -> tuple[int, Expr]:
+    """(RB, number of blocks) for `rows` query rows: blocks of at most ROW_BLOCK rows,
+    as equal as possible and a multiple of 8 (the GEMM micro-kernel's row tile), so the
+    last block repeats few rows (334 rows: 6 blocks of 56, the last repeating 2)."""
+    if not rows.is_const:
+        return SYMBOLIC_ROW_BLOCK, (rows + (SYMBOLIC_ROW_BLOCK - 1)) // SYMBOLIC_ROW_BLOCK
+    n = int(rows.value)
+    if n <= ROW_BLOCK:
+        return max(n, 1), const(1)
+    count = -(-n // ROW_BLOCK)
+    block = -(-n // count)
+    block = min(ROW_BLOCK, -(-block // 8) * 8)
+    return block, const(-(-n // block))
 
 
 # -- linear attention (a recurrence over time) -------------------------------------------

@@ -217,7 +217,8 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
     """For each buffer written in `region`, the loops of `loops` (name -> extent) it is
     reduced over: every iteration of such a loop updates the same element.
 
-    Raises Unanalyzable when a written buffer is accessed at several index tuples, at a
+    Raises Unanalyzable when a written buffer is accessed at several index tuples (unless
+    it is stored at one and dims common to all of them keep the loops apart), at a
     data-dependent index, or at an index that some loop might not keep apart.
     """
     local = {s.buffer for s in walk(region) if isinstance(s, Allocate)}
@@ -233,6 +234,8 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
             idx = tuple(s.indices)
             if idx not in accesses.setdefault(s.buffer, []):
                 accesses[s.buffer].append(idx)
+    stored = {buf: len({_renamed_apart(i, inner) for i in idxs}) for buf, idxs in
+              accesses.items()}  # positions written (the loads come next)
     for ld in stmt_loads(region):
         buf, idx = ld.args[0], tuple(ld.args[1:])
         if buf in accesses and idx not in accesses[buf]:
@@ -244,6 +247,9 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
         accesses[buf] = list(seen.values())
     out: dict[Buffer, set[str]] = {}
     for buf, idxs in accesses.items():
+        if len(idxs) > 1 and stored[buf] == 1 and _apart_by_shared_dims(idxs, varying, inner):
+            out[buf] = set()
+            continue
         if len(idxs) > 1:
             raise Unanalyzable(f"{buf.name} is accessed at several positions "
                                f"({_index_text(buf, idxs[0])} and {_index_text(buf, idxs[1])})")
@@ -261,6 +267,24 @@ def reduction_vars(region: Stmt, loops: dict[str, int | None]) -> dict[Buffer, s
                                    f"elements of {_index_text(buf, idx)}")
         out[buf] = reduced
     return out
+
+
+def _apart_by_shared_dims(idxs: list[tuple[Expr, ...]], varying: dict[str, int | None],
+                          inner: dict[Expr, Expr]) -> bool:
+    """Do the dims that every access of a buffer indexes alike, with no loop inside the
+    region, pin down all the loops asked about? Then different iterations of those loops
+    touch different elements, however the accesses differ in their other dims (a block's
+    scores written by a GEMM tile, read back by a row reduction, in one iteration).
+
+    Used only for a buffer stored at one position (a temporary moved in by compute_at):
+    the same holds for several stores (a CSR SpMM row zeroed, then accumulated), but
+    would change the schedules of kernels the rules already handle."""
+    names = {v.name for v in inner}
+    shared = [i for i, *rest in zip(*idxs)
+              if all(r == i for r in rest) and not free_vars(i) & names]
+    asked = varying.keys() - names
+    return bool(shared) and not any(stmt_loads_in(i) for i in shared) and \
+        asked <= determined(shared, varying)
 
 
 def _renamed_apart(idx: tuple[Expr, ...], inner: dict[Expr, Expr]) -> tuple[Expr, ...]:

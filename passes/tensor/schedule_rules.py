@@ -61,6 +61,7 @@ def default_schedule(func: PrimFunc, threads: int = 2,
     `constants` names the parameters bound to graph constants (weights): packing one of
     them costs nothing at run time, since the backend packs it once at compile time.
     """
+    from dlc.passes.tensor.schedule_attention import schedule_attention
     from dlc.passes.tensor.schedule_gemm import schedule_gemm
     from dlc.passes.tensor.schedule_injective import schedule_injective
     from dlc.passes.tensor.schedule_rows import schedule_row_reduction, schedule_rows
@@ -68,7 +69,8 @@ def default_schedule(func: PrimFunc, threads: int = 2,
     sch = Schedule(func)
     report = ScheduleReport(func.name)
     nests = _nests(sch.func)
-    if schedule_rows(sch, nests, threads, report):
+    if schedule_attention(sch, nests, threads, report) or \
+            schedule_rows(sch, nests, threads, report):
         _unroll_small(sch, report)
         return sch, report
     for store_buffer, is_reduction in nests:
