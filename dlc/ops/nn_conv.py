@@ -202,7 +202,9 @@ class _Conv(OpDef):
         A strided transposed conv without dilation visits only the taps that count (the
         sub-pixel, or phase, decomposition): k = (p + pad) % s + s*j and i = (p + pad) // s
         - j for j < ceil(K / s) — a stride-2 4x4 kernel reads 2x2 taps per output, not 4x4
-        of which three quarters would multiply zeros.
+        of which three quarters would multiply zeros. Like a padded conv it reads a
+        zero-padded copy of its input when the reduction is large (`_phase_pads` says how
+        much each side needs), so that the scheduler can run each phase as a GEMM.
         """
         last = channels_last(layout)
         c_axis = x.ndim - 1 if last else 1
@@ -217,8 +219,17 @@ class _Conv(OpDef):
         og = w.shape[1] if self.transposed else w.shape[0] // groups
         rc = reduce_axis(cg, ctx.name("rc"))
         if not self.transposed and _pads_first(cg, kernel, padding, groups):
-            x = _padded(ctx, x, space, padding)
+            x = _padded(ctx, x, space, padding, padding)
             padding = (0,) * len(padding)
+        shift = [0] * len(space)  # where the phase decomposition's input starts in x
+        reads_past = [False] * len(space)  # ... and the axes it reads outside of
+        if phase:
+            lo, hi = _phase_pads(kernel, stride, padding, output_padding)
+            per_phase = [-(-kk // s) for kk, s in zip(kernel, stride)]
+            if _pads_first(cg, per_phase, [*lo, *hi], groups):
+                x, shift = _padded(ctx, x, space, lo, hi), lo
+            else:
+                reads_past = [bool(b or a) for b, a in zip(lo, hi)]
 
         def product(*out: Expr) -> Expr:
             n, o = out[0], (out[-1] if last else out[1])
@@ -230,10 +241,12 @@ class _Conv(OpDef):
             taps_at = tuple(r.var for r in taps)
             if phase:
                 taps_at = ()
-                for a, p, r, s, pad, kk in zip(space, pos, taps, stride, padding, kernel):
+                for a, p, r, s, pad, kk, sh, past in zip(space, pos, taps, stride, padding,
+                                                         kernel, shift, reads_past):
                     k = (p + pad) % s + r.var * s
-                    index[a] = (p + pad) // s - r.var
-                    checked.append(a)
+                    index[a] = (p + pad) // s - r.var + sh
+                    if past:
+                        checked.append(a)
                     if kk % s:  # the last phase has fewer taps: past the kernel reads 0
                         ok = logical("and", ok, compare("lt", k, kk))
                         k = min_(k, kk - 1)
@@ -286,22 +299,36 @@ def _pads_first(cg: Any, kernel: Sequence[Any], padding: Sequence[int], groups: 
     return size >= PAD_FIRST_MIN_REDUCTION
 
 
-def _padded(ctx: LowerContext, x: Tensor, space: Sequence[int], padding: Sequence[int]
-            ) -> Tensor:
-    """`x` with `padding[a]` zeros on both sides of each spatial axis `space[a]`, as a
+def _phase_pads(kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                output_padding: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The zeros before and after each spatial axis of the input that the phase
+    decomposition reads past: output `p` reads input `(p + pad) // s - j` for the
+    `ceil(K / s)` taps `j` of its phase, from `pad // s - (ceil(K / s) - 1)` at `p = 0`
+    to `H - 1 + (K + output_padding - 1 - pad) // s` at the last output (whatever H)."""
+    lo, hi = [], []
+    for a, (kk, s, pad) in enumerate(zip(kernel, stride, padding)):
+        op = output_padding[a] if a < len(output_padding) else 0
+        lo.append(max(0, -(-kk // s) - 1 - pad // s))
+        hi.append(max(0, (kk + op - 1 - pad) // s))
+    return lo, hi
+
+
+def _padded(ctx: LowerContext, x: Tensor, space: Sequence[int], before: Sequence[int],
+            after: Sequence[int]) -> Tensor:
+    """`x` with `before[a]` and `after[a]` zeros around each spatial axis `space[a]`, as a
     materialized tensor (a sum over one element is never inlined into its reader):
 
         xp[n, c, h, w] = select(0 <= h - ph < H && 0 <= w - pw < W, x[n, c, h - ph, w - pw], 0)
     """
     shape = list(x.shape)
-    for a, pad in zip(space, padding):
-        shape[a] = shape[a] + 2 * pad
+    for a, lo, hi in zip(space, before, after):
+        shape[a] = shape[a] + lo + hi
     one = reduce_axis(1, ctx.name("r1"))
 
     def fill(*at: Expr) -> Reduce:
         index = list(at)
-        checked = [a for a, pad in zip(space, padding) if pad]
-        for a, pad in zip(space, padding):
+        checked = [a for a, lo, hi in zip(space, before, after) if lo or hi]
+        for a, pad in zip(space, before):
             index[a] = at[a] - pad
         return reduce("sum", guarded_load(x, index, checked, 0), [one])
 

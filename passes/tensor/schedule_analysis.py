@@ -99,7 +99,10 @@ def _from_terms(terms: dict[Expr, int], k: int, like: Expr) -> Expr:
 
 
 def simplify(e: Expr, ranges: dict[str, int]) -> Expr:
-    """Fold `x // c` and `x % c` where `x = c*q + r` with `0 <= r < c` provable."""
+    """Fold `x // c` and `x % c` where `x = c*q + r` with `0 <= r < c` provable; else
+    pull the whole part out, `(c*q + r) // c -> q + r // c` and `(c*q + r) % c -> r % c`
+    (true for every integer q and r: dlc's signed `//` and `%` round toward -inf), so a
+    phase split `(l_o*2 + l_i + 1) // 2` reads `l_o + (l_i + 1) // 2`."""
     memo: dict[Expr, Expr] = {}
 
     def go(x: Expr) -> Expr:
@@ -119,6 +122,9 @@ def simplify(e: Expr, ranges: dict[str, int]) -> Expr:
             bounds = interval(r, ranges)
             if bounds is not None and bounds[0] >= 0 and bounds[1] < c:
                 y = _from_terms(whole, qk, y) if y.op == "floordiv" else r
+            elif (whole or qk) and y.dtype.is_signed:  # unsigned `//` would not floor
+                part = rebuild(y, (r, y.args[1]))
+                y = add(_from_terms(whole, qk, y), part) if y.op == "floordiv" else part
         memo[x] = y
         return y
 

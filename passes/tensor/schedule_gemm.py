@@ -16,6 +16,9 @@ so that it does (the `B` operand). The rule picks the lane loop with the fewest 
   do (64 columns, 128 channels): then `w`, the input read in place, `W` broadcast. A
   padded conv reads a zero-padded copy of its input (`dlc/ops/nn_conv.py`); guarded
   reads along `w` would be non-contiguous.
+* strided transposed conv, by phase (`(l + pad) % s` picks the tap): no output column
+  can be a row of the register tile until each output loop is split by the stride and
+  its phases run outermost (`_split_phases`); then each phase is a conv as above.
 
 Packing a weight (a parameter bound to a graph constant) is free: the backend runs that
 pack once, at compile time (`passes/tensor/prepack.py`). Packing an activation is a copy
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlc.ir.tensor.expr import Expr, free_vars
+from dlc.ir.tensor.expr import Expr, free_vars, subexprs
 from dlc.ir.tensor.stmt import Buffer, For, Store, walk
 from dlc.passes.tensor.schedule import Schedule, ScheduleError
 from dlc.passes.tensor.schedule_analysis import linear_terms
@@ -66,14 +69,36 @@ def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
     """Schedule the nest writing `buffer` as a GEMM micro-kernel; False (and the nest left
     as it was) when it is not GEMM-like or no lane loop vectorizes without gathers."""
     spatial = sch.loops(buffer)
+    best = _best_plan(sch, spatial, constants)
+    if best is None or _tile_rows(*best) < MAX_ROWS[_vectors(*best)]:  # try the phases
+        saved = _snapshot(sch)
+        phased = _split_phases(sch, spatial)
+        better = _best_plan(sch, phased, constants) if phased else None
+        if better is not None and (best is None or (
+                better[0].score[0] <= best[0].score[0]
+                and _tile_rows(*better) > _tile_rows(*best))):
+            spatial, best = phased, better  # type: ignore[assignment]
+        else:
+            _restore(sch, saved)
+    if best is None:
+        return False
+    plan, extents = best
+    _apply(sch, buffer, spatial, plan, extents, threads)
+    return True
+
+
+def _best_plan(sch: Schedule, spatial: list[str], constants: frozenset[str]
+               ) -> tuple[_Plan, dict[str, int | None]] | None:
+    """The best way to vectorize the nest whose spatial loops are `spatial` (and their
+    extents), or None when it is not GEMM-like or every lane loop would gather."""
     update = _update(sch, spatial[0])
     if update is None:
-        return False
+        return None
     reduce_vars = _reduction_vars(sch, spatial)
     operands = [e for e in loads_of(update.value)
                 if e.args[0].scope != "local" and free_vars(e) & reduce_vars]
     if len({e.args[0] for e in operands}) < 2:
-        return False  # one array summed (a norm's statistics): not a product of two
+        return None  # one array summed (a norm's statistics): not a product of two
     extents = {name: _extent(sch, name) for name in spatial}
     params = set(sch.func.params)
     plans = []
@@ -88,10 +113,58 @@ def schedule_gemm(sch: Schedule, buffer: str, threads: int, report: object,
         if plan is not None:
             plans.append(plan)
     if not plans:
-        return False
-    plan = min(plans, key=lambda p: p.score)
-    _apply(sch, buffer, spatial, plan, extents, threads)
-    return True
+        return None
+    return min(plans, key=lambda p: p.score), extents
+
+
+def _split_phases(sch: Schedule, spatial: list[str]) -> list[str] | None:
+    """Split each output loop `l` that an operand reads through `(l + a) % s` by the
+    stride `s` (when `s` divides its extent), phase loop outermost; the new spatial loops,
+    or None if nothing was split.
+
+    A strided transposed conv (`dlc/ops/nn_conv.py`) reads the weight tap
+    `(l + pad) % s + s*j`, which changes with every output column, so no column loop
+    can be the register tile's rows. Within one phase `l = l_o*s + l_i` the tap depends
+    on `l_i` only and the input column `l_o + (l_i + pad) // s - j` moves with `l_o`:
+    each phase is a GEMM whose rows are `l_o`.
+
+        for k, l: out[k, l] += x[(k+1)//2 - r, (l+1)//2 - t] * w[(k+1)%2 + 2r, (l+1)%2 + 2t]
+      ->
+        for k_i, l_i, k_o, l_o:
+          out[k_o*2 + k_i, l_o*2 + l_i] += x[k_o + (k_i+1)//2 - r, l_o + (l_i+1)//2 - t]
+                                          * w[(k_i+1)%2 + 2r, (l_i+1)%2 + 2t]
+    """
+    update = _update(sch, spatial[0])
+    strides: dict[str, int] = {}
+    for e in loads_of(update.value) if update is not None else ():
+        for x in (x for i in e.args[1:] for x in subexprs(i)):
+            if x.op == "mod" and x.args[1].is_const and x.args[1].value > 1:
+                s = int(x.args[1].value)
+                for name in free_vars(x.args[0]) & set(spatial):
+                    n = _extent(sch, name)
+                    if n is not None and n > s and n % s == 0 and strides.get(name, s) == s:
+                        strides[name] = s
+    if not strides:
+        return None
+    phases, order = [], []
+    try:
+        for name in spatial:
+            if name in strides:
+                outer, inner = sch.split(name, strides[name])
+                phases.append(inner)
+                order.append(outer)
+            else:
+                order.append(name)
+        sch.reorder(*phases, *order)
+    except ScheduleError:  # not a perfect nest, or unanalyzable: keep the lowered nest
+        return None
+    outers = set(order) - set(spatial)
+    update = _update(sch, phases[0])
+    if update is None or any(x.op in ("mod", "floordiv") and free_vars(x) & outers
+                             for e in loads_of(update.value) for i in e.args[1:]
+                             for x in subexprs(i)):
+        return None  # a phase still mixes with its output position
+    return [*phases, *order]
 
 
 def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer],
@@ -132,9 +205,9 @@ def _plan(lane: str, rows: str | None, operands: list[Expr], params: set[Buffer]
 def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
            extents: dict[str, int | None], threads: int) -> None:
     lane, rows = plan.lane, plan.rows
-    lanes_n = extents[lane] or LANES
-    nv = 2 if lanes_n >= 2 * LANES else 1
+    nv = _vectors(plan, extents)
     nr = LANES * nv
+    lanes_n = extents[lane] or LANES
     reduction = _order_reduction(sch, spatial[-1], lane)
     for buf, dim in plan.packs:
         if lanes_n > nr or _lane_access_any(sch, buf, lane) == "strided":
@@ -146,8 +219,7 @@ def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
         sch.reorder(*order)
     deps = _lane_operand_loops(sch, order[0], lane, set(others))
     if rows is not None:
-        r = extents[rows] or 1
-        mr = next((m for m in ROW_CHOICES[nv] if r % m == 0), min(MAX_ROWS[nv], r))
+        mr = _tile_rows(plan, extents)
         # a partial last row block would guard every FMA: shift it inwards instead
         rows_o, lane_o, rows_i, lane_i = sch.tile(rows, lane, mr, nr, tail="shift")
         anchor = rows_o
@@ -171,6 +243,19 @@ def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
                 sch.unroll(name)
     loops = sch.loops(buffer)
     _parallel(sch, loops[: loops.index(anchor) + 1], threads)
+
+
+def _vectors(plan: _Plan, extents: dict[str, int | None]) -> int:
+    """Vectors per row of the register tile (two when the lanes fill them)."""
+    return 2 if (extents[plan.lane] or LANES) >= 2 * LANES else 1
+
+
+def _tile_rows(plan: _Plan, extents: dict[str, int | None]) -> int:
+    """MR, the register tile's rows (0 without a row loop)."""
+    if plan.rows is None:
+        return 0
+    r, nv = extents[plan.rows] or 1, _vectors(plan, extents)
+    return next((m for m in ROW_CHOICES[nv] if r % m == 0), min(MAX_ROWS[nv], r))
 
 
 def _order_reduction(sch: Schedule, inner_spatial: str, lane: str) -> list[str]:
