@@ -40,10 +40,11 @@ import re
 
 from dlc.ir.tensor.stmt import For, Stmt, Store, walk
 from dlc.passes.tensor.schedule import Schedule, ScheduleError
+from dlc.passes.tensor.schedule_gemm import LANES, register_tile
 from dlc.passes.tensor.schedule_injective import parallel_outer, schedule_injective
 from dlc.passes.tensor.schedule_nest import chain_of, find_loop
+from dlc.passes.tensor.schedule_rules import _extent
 
-LANES = 16  # float32 lanes of one AVX-512 register
 ROW_TILES = {2: (8, 7, 6), 1: (12, 14, 8, 7)}  # MR per vectors of lanes (schedule_gemm)
 MAX_ROWS = {2: 8, 1: 12}
 MIN_PARALLEL_WORK = 1 << 15  # innermost iterations a nest needs before forking pays
@@ -140,16 +141,7 @@ def _gemm(sch: Schedule, buffer: str) -> None:
         rows_i = None
         lane_o, lane_i = sch.split(lane, nr, lane_tail)
         anchor = lane_o
-    lane_v = None
-    if nv > 1:
-        lane_v, lane_i = sch.split(lane_i, LANES)
-    sch.cache_write(buffer, anchor)
-    for name in (lane_i, f"{lane_i}_init", f"{lane_i}_wb"):
-        sch.vectorize(name)
-    for loop in (rows_i, lane_v):
-        if loop is not None:
-            for name in (loop, f"{loop}_init", f"{loop}_wb"):
-                sch.unroll(name)
+    register_tile(sch, buffer, anchor, lane_i, rows_i, nv)
 
 
 def _vector_reduction(sch: Schedule, loop: str) -> None:
@@ -199,11 +191,6 @@ def _parallel(sch: Schedule, loops: list[str], threads: int) -> None:
 
 
 # -- analysis --------------------------------------------------------------------------------
-
-
-def _extent(sch: Schedule, loop: str) -> int | None:
-    node = find_loop(sch.func, loop, "attention")
-    return node.extent.value if node.extent.is_const else None
 
 
 def _work(sch: Schedule, loop: str) -> int:

@@ -231,16 +231,7 @@ def _apply(sch: Schedule, buffer: str, spatial: list[str], plan: _Plan,
         rows_i = None
         lane_o, lane_i = sch.split(lane, nr)
         anchor = lane_o
-    lane_v = None
-    if nv > 1:
-        lane_v, lane_i = sch.split(lane_i, LANES)
-    sch.cache_write(buffer, anchor)
-    for name in (lane_i, f"{lane_i}_init", f"{lane_i}_wb"):
-        sch.vectorize(name)
-    for loop in (rows_i, lane_v):
-        if loop is not None:
-            for name in (loop, f"{loop}_init", f"{loop}_wb"):
-                sch.unroll(name)
+    register_tile(sch, buffer, anchor, lane_i, rows_i, nv)
     loops = sch.loops(buffer)
     _parallel(sch, loops[: loops.index(anchor) + 1], threads)
 
@@ -294,6 +285,23 @@ def _dims_by_loop_order(sch: Schedule, buf: Buffer, lane_dim: int, loops: list[s
         return hits[0] + 1 if hits else 0
 
     return sorted((d for d in range(len(buf.shape)) if d != lane_dim), key=rank)
+
+
+def register_tile(sch: Schedule, buffer: str, anchor: str, lane_i: str, rows_i: str | None,
+                  nv: int) -> None:
+    """Keep the MR x (nv * 16) tile under `anchor` in registers: split the lane loop
+    `lane_i` into `nv` vectors, `cache_write` at `anchor`, vectorize the lanes and unroll
+    the rows and vectors (of the update, its init and its write-back)."""
+    lane_v = None
+    if nv > 1:
+        lane_v, lane_i = sch.split(lane_i, LANES)
+    sch.cache_write(buffer, anchor)
+    for name in (lane_i, f"{lane_i}_init", f"{lane_i}_wb"):
+        sch.vectorize(name)
+    for loop in (rows_i, lane_v):
+        if loop is not None:
+            for name in (loop, f"{loop}_init", f"{loop}_wb"):
+                sch.unroll(name)
 
 
 def _parallel(sch: Schedule, loops: list[str], threads: int) -> None:
